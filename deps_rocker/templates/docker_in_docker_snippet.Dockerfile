@@ -1,0 +1,15 @@
+# Docker-in-Docker (deps_rocker): Docker from @(packages_mode) packages, and an entrypoint that
+# starts the container's own daemon before the command.
+COPY docker_in_docker/install-docker /usr/local/lib/deps-rocker/install-docker
+RUN sh /usr/local/lib/deps-rocker/install-docker @(packages_mode)
+COPY docker_in_docker/dind-daemon docker_in_docker/entrypoint /usr/local/lib/deps-rocker/
+COPY docker_in_docker/sudoers /etc/sudoers.d/deps-rocker-docker-in-docker
+RUN chmod 0755 /usr/local/lib/deps-rocker/dind-daemon /usr/local/lib/deps-rocker/entrypoint \
+    && chmod 0440 /etc/sudoers.d/deps-rocker-docker-in-docker
+@[if docker_group_user]@
+RUN usermod -aG docker @(docker_group_user)
+@[end if]@
+ENTRYPOINT @(entrypoint)
+@[if cmd]@
+CMD @(cmd)
+@[end if]@
