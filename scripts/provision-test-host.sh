@@ -8,17 +8,18 @@
 #      Debian 13's engine installs on Debian 12 from trixie pinned at a low priority.
 #   2. dockerd started in the background, ready when `docker info` answers.
 #   3. A base image. Without a registry, debootstrap makes one (DEPS_ROCKER_TEST_IMAGE).
+#   4. A static busybox on the host, from which the tests build inner images FROM scratch.
 #
 # On a machine that already has a working engine (a workstation, a GitHub runner) the engine
 # steps are skipped. Idempotent: a second run finds everything in place.
 #
 # Environment:
-#   DEPS_ROCKER_TEST_IMAGE   image the integration tests build on (default: debian:13-local)
+#   DEPS_ROCKER_TEST_IMAGE   image the integration tests build on (default: debian:13)
 #   DEPS_ROCKER_SUITE        Debian suite debootstrap makes it from (default: trixie)
 #   DEPS_ROCKER_DOCKERD_LOG  where dockerd's log goes (default: /var/log/dockerd-test-host.log)
 set -eu
 
-image=${DEPS_ROCKER_TEST_IMAGE:-debian:13-local}
+image=${DEPS_ROCKER_TEST_IMAGE:-debian:13}
 suite=${DEPS_ROCKER_SUITE:-trixie}
 dockerd_log=${DEPS_ROCKER_DOCKERD_LOG:-/var/log/dockerd-test-host.log}
 mirror=http://deb.debian.org/debian
@@ -96,4 +97,11 @@ else
     tar -C "$rootfs" -c . | docker import -c 'CMD ["bash"]' - "$image" >/dev/null
     rm -rf "$rootfs"
     log "made base image $image"
+fi
+
+# Step 4: a static busybox for inner images built FROM scratch.
+if ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; then
+    log "installing busybox-static"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
 fi

@@ -1,0 +1,111 @@
+"""Fixtures shared by the tests.
+
+The integration tests drive the real ``rocker`` CLI against a real Docker engine. Where no
+engine answers they are skipped with the reason, except under CI (``CI`` set), where a missing
+engine is a failure: a skipped integration test would hide exactly what it exists to catch.
+``scripts/provision-test-host.sh`` makes a machine ready for them.
+
+Environment:
+  DEPS_ROCKER_TEST_IMAGE     base image for rocker (default: debian:13)
+  DEPS_ROCKER_TEST_PACKAGES  packages mode to test (default: distro, which needs only a
+                             Debian mirror; set docker-ce where Docker's repository answers)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+BASE_IMAGE = os.environ.get("DEPS_ROCKER_TEST_IMAGE", "debian:13")
+PACKAGES_MODE = os.environ.get("DEPS_ROCKER_TEST_PACKAGES", "distro")
+# A fixed tag keeps the built image between runs, so that Docker's cache makes reruns fast.
+IMAGE_NAME = f"deps-rocker-test:{PACKAGES_MODE}"
+DATA = Path(__file__).parent / "data"
+
+
+def _under_ci() -> bool:
+    return os.environ.get("CI", "").lower() not in ("", "0", "false")
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """A docker SDK client of the host's engine, with the base image present."""
+    docker = pytest.importorskip("docker", reason="the docker SDK is in the 'test' extra")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as error:
+        message = f"no Docker engine answers ({error}); run scripts/provision-test-host.sh"
+        if _under_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        client.images.get(BASE_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"base image {BASE_IMAGE} is missing; run scripts/provision-test-host.sh")
+    return client
+
+
+@pytest.fixture(scope="session")
+def static_busybox() -> Path:
+    """A statically linked busybox, to build inner images FROM scratch without a registry."""
+    for candidate in ("/bin/busybox", "/usr/bin/busybox"):
+        path = Path(candidate)
+        if path.is_file() and b"/ld-linux" not in path.read_bytes()[:4096]:
+            ldd = subprocess.run(["ldd", candidate], capture_output=True, text=True)
+            if "not a dynamic executable" in ldd.stdout + ldd.stderr:
+                return path
+    pytest.fail("no static busybox on the host; install busybox-static")
+
+
+@pytest.fixture
+def workdir(tmp_path, static_busybox) -> Path:
+    """A folder mounted into the container at /work: the inner build context and scripts."""
+    shutil.copy(static_busybox, tmp_path / "busybox")
+    for item in DATA.iterdir():
+        shutil.copy(item, tmp_path / item.name)
+    for script in tmp_path.glob("*.sh"):
+        script.chmod(0o755)
+    tmp_path.chmod(0o755)
+    return tmp_path
+
+
+@pytest.fixture
+def unique() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def rocker_executable() -> str:
+    beside = Path(sys.executable).with_name("rocker")
+    return str(beside) if beside.exists() else "rocker"
+
+
+def run_rocker(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run the real rocker CLI, non-interactively; stdout and stderr together in .stdout."""
+    command = [rocker_executable(), "--mode", "non-interactive", *args]
+    return subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def dind_args(*extra: str) -> list:
+    """--docker-in-docker in the packages mode under test, keeping the built image."""
+    return [
+        "--docker-in-docker",
+        "--docker-in-docker-packages",
+        PACKAGES_MODE,
+        "--image-name",
+        IMAGE_NAME,
+        *extra,
+    ]

@@ -1,0 +1,133 @@
+"""Rendering without a daemon: the Dockerfile snippet, the docker run arguments, the options."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+from importlib.metadata import entry_points
+
+import pytest
+
+from deps_rocker.docker_in_docker import DockerInDocker
+
+BASE_WITH_ENTRYPOINT = {"Entrypoint": ["/ros_entrypoint.sh"], "Cmd": ["bash"], "User": ""}
+
+
+@pytest.fixture
+def extension(monkeypatch):
+    """The extension with the base image's config faked: no engine is asked."""
+    config = dict(BASE_WITH_ENTRYPOINT)
+    monkeypatch.setattr(DockerInDocker, "_base_image_config", lambda self, cliargs: config)
+    ext = DockerInDocker()
+    ext.base_config = config
+    return ext
+
+
+def parse(*argv: str) -> dict:
+    parser = argparse.ArgumentParser()
+    DockerInDocker.register_arguments(parser, {})
+    return vars(parser.parse_args(list(argv)))
+
+
+def test_registered_as_rocker_extension():
+    found = {ep.name: ep for ep in entry_points(group="rocker.extensions")}
+    assert found["docker_in_docker"].load() is DockerInDocker
+    assert DockerInDocker.get_name() == "docker_in_docker"
+
+
+def test_flag_defaults():
+    cliargs = parse()
+    assert cliargs["docker_in_docker"] is False
+    assert cliargs["docker_in_docker_packages"] == "docker-ce"
+    assert cliargs["docker_in_docker_timeout"] == 60
+    assert parse("--docker-in-docker")["docker_in_docker"] is True
+
+
+@pytest.mark.parametrize("mode", ["docker-ce", "distro"])
+def test_snippet_installs_in_the_chosen_mode(extension, mode):
+    snippet = extension.get_snippet(parse("--docker-in-docker-packages", mode))
+    assert f"RUN sh /usr/local/lib/deps-rocker/install-docker {mode}\n" in snippet
+    assert "COPY docker_in_docker/install-docker " in snippet
+    assert "@" not in snippet.replace("@@", "")  # no empy markup left over
+
+
+def test_snippet_is_deterministic(extension):
+    cliargs = parse("--docker-in-docker")
+    assert extension.get_snippet(cliargs) == extension.get_snippet(dict(cliargs))
+
+
+def test_snippet_keeps_base_entrypoint_and_cmd(extension):
+    snippet = extension.get_snippet(parse())
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", snippet, re.M).group(1))
+    assert entrypoint[:3] == ["/usr/bin/docker-init", "-g", "--"]
+    assert entrypoint[3] == "/usr/local/lib/deps-rocker/entrypoint"
+    assert entrypoint[4:] == ["/ros_entrypoint.sh"]
+    assert re.search(r"^CMD \[\"bash\"\]$", snippet, re.M)
+
+
+def test_snippet_without_base_cmd_sets_none(extension):
+    extension.base_config.update(Entrypoint=None, Cmd=None)
+    snippet = extension.get_snippet(parse())
+    assert "CMD" not in snippet
+    assert json.loads(re.search(r"^ENTRYPOINT (.*)$", snippet, re.M).group(1))[4:] == []
+
+
+def test_snippet_adds_rocker_user_to_docker_group(extension):
+    cliargs = {**parse(), "user": True, "user_override_name": "robot"}
+    assert "RUN usermod -aG docker robot\n" in extension.get_snippet(cliargs)
+    assert "usermod" not in extension.get_snippet(parse())
+
+
+def test_ordered_after_user_extension(extension):
+    assert "user" in extension.invoke_after(parse())
+
+
+def test_docker_args_survive_rocker_gluing(extension):
+    args = extension.get_docker_args(parse("--docker-in-docker-timeout", "7"))
+    assert args.startswith(" ")
+    assert shlex.split(args) == [
+        "--privileged",
+        "--volume",
+        "/var/lib/docker",
+        "--env",
+        "DEPS_ROCKER_DIND_TIMEOUT=7",
+    ]
+
+
+def test_files_ship_the_scripts(extension):
+    files = extension.get_files(parse())
+    assert set(files) == {
+        "docker_in_docker/install-docker",
+        "docker_in_docker/dind-daemon",
+        "docker_in_docker/entrypoint",
+        "docker_in_docker/sudoers",
+    }
+    for name in ("install-docker", "dind-daemon", "entrypoint"):
+        assert files[f"docker_in_docker/{name}"].startswith("#!/bin/sh\n")
+
+
+def test_snippet_copies_every_shipped_file(extension):
+    snippet = extension.get_snippet(parse())
+    for path in extension.get_files(parse()):
+        assert path in snippet
+
+
+@pytest.mark.parametrize(
+    "argv, named",
+    [
+        (["--docker-in-docker-packages", "snap"], "snap"),
+        (["--docker-in-docker-timeout", "0"], "0"),
+        (["--docker-in-docker-timeout", "-5"], "-5"),
+        (["--docker-in-docker-timeout", "ten"], "ten"),
+        (["--docker-in-docker-timeout", "99999"], "99999"),
+    ],
+)
+def test_bad_option_values_exit_2_naming_the_value(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    message = capsys.readouterr().err
+    assert f"'{named}'" in message
+    assert "docker-ce" in message or "whole number of seconds" in message
