@@ -1,0 +1,166 @@
+"""The entrypoint's whole life on real containers: restart, second shell, stop, base image
+entrypoints, signals and zombies."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from conftest import BASE_IMAGE, dind_args, run_rocker
+
+pytestmark = pytest.mark.integration
+
+READY = re.compile(r"docker-in-docker: inner daemon ready in \d+\.\d\ds")
+
+
+def wait_for(predicate, timeout=60.0, interval=0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"gave up after {timeout}s waiting for {predicate.__doc__}")
+
+
+def logs(container) -> str:
+    return container.logs().decode(errors="replace")
+
+
+def run_inside(container, command: str) -> str:
+    exit_code, output = container.exec_run(["sh", "-c", command])
+    text = output.decode(errors="replace")
+    assert exit_code == 0, f"{command!r} exited {exit_code}: {text}"
+    return text
+
+
+def processes(container, name: str) -> int:
+    listing = run_inside(container, "cat /proc/[0-9]*/comm")
+    return listing.split().count(name)
+
+
+@pytest.fixture
+def detached(engine, workdir, unique):
+    """Start a --docker-in-docker container in the background; remove it and its volume after."""
+    names = []
+
+    def start(*command: str, extra=()):
+        name = f"deps-rocker-lifecycle-{unique}-{len(names)}"
+        names.append(name)
+        result = run_rocker(
+            *dind_args("--detach", "--nocleanup", "--name", name, *extra,
+                       "--volume", f"{workdir}:/work", "--"),
+            BASE_IMAGE, *command,
+        )
+        assert result.returncode == 0, result.stdout[-3000:]
+        container = engine.containers.get(name)
+
+        def ready():
+            """the inner daemon's ready line"""
+            return READY.search(logs(container))
+
+        wait_for(ready)
+        return container
+
+    yield start
+    for name in names:
+        try:
+            engine.containers.get(name).remove(force=True, v=True)
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+
+
+def test_restart_after_kill_keeps_inner_images(detached):
+    container = detached("sleep", "infinity")
+    run_inside(container, "cd /work && docker build -q -t kept-across-restart .")
+
+    container.kill()
+    container.start()
+
+    def ready_twice():
+        """a second ready line"""
+        return len(READY.findall(logs(container))) == 2
+
+    wait_for(ready_twice)
+    output = logs(container)
+    assert "removing stale dockerd pid file" in output
+    assert "kept-across-restart" in run_inside(container, "docker images --format '{{.Repository}}'")
+    assert processes(container, "dockerd") == 1
+
+
+def test_second_shell_finds_the_running_daemon(detached):
+    container = detached("sleep", "infinity")
+    assert run_inside(container, "docker ps -q") == ""
+    # A second entrypoint run, as a `docker exec` of it would do, must not start a second daemon.
+    again = run_inside(container, "/usr/local/lib/deps-rocker/entrypoint docker info -f '{{.ID}}'")
+    assert again.strip()
+    assert processes(container, "dockerd") == 1
+    assert processes(container, "containerd") == 1
+    assert "ready" not in again  # it did not start anything
+
+
+def test_stop_with_inner_container_is_clean_and_quick(detached):
+    container = detached("sleep", "infinity")
+    # busybox sleep as PID 1 ignores SIGTERM: the worst case for the inner stop.
+    run_inside(container, "cd /work && docker build -q -t probe . >/dev/null"
+                          " && docker run -d --name inner probe sleep 1000")
+
+    started = time.monotonic()
+    container.stop()  # docker's default grace: 10 s, then SIGKILL
+    took = time.monotonic() - started
+
+    container.reload()
+    output = logs(container)
+    assert took < 8, f"docker stop took {took:.1f}s\n{output}"
+    assert container.attrs["State"]["ExitCode"] == 143  # the command's SIGTERM, not SIGKILL
+    assert output.index("stopping 1 inner container(s)") < output.index("inner daemon stopped")
+    assert "did not stop within" not in output
+
+
+def test_sigint_status_comes_through(detached):
+    container = detached("sleep", "infinity")
+    container.kill(signal="SIGINT")
+    container.wait(timeout=30)
+    container.reload()
+    assert container.attrs["State"]["ExitCode"] == 130
+    assert "inner daemon stopped" in logs(container)
+
+
+def test_orphans_are_reaped(engine, workdir):
+    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), BASE_IMAGE,
+                        "/work/orphans.sh")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "pid1=docker-init" in result.stdout
+    assert "zombies=0" in result.stdout
+
+
+@pytest.fixture
+def base_with_entrypoint(engine, tmp_path, unique):
+    """A base image whose ENTRYPOINT exports a variable (as a ROS image sources its setup)."""
+    tag = f"deps-rocker-test-entrypoint:{unique}"
+    (tmp_path / "entry.sh").write_text(
+        "#!/bin/sh\nexport BASE_ENTRYPOINT_VAR=sourced\nexec \"$@\"\n"
+    )
+    (tmp_path / "entry.sh").chmod(0o755)
+    (tmp_path / "Dockerfile").write_text(
+        f"FROM {BASE_IMAGE}\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"/entry.sh\"]\n"
+        "CMD [\"sh\", \"-c\", \"echo base cmd saw $BASE_ENTRYPOINT_VAR\"]\n"
+    )
+    engine.images.build(path=str(tmp_path), tag=tag, rm=True)
+    yield tag
+    engine.images.remove(tag, force=True)
+
+
+def test_base_entrypoint_runs_after_the_daemon(base_with_entrypoint, workdir):
+    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), base_with_entrypoint,
+                        "/work/show-env.sh")
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "base-entrypoint-var=sourced" in result.stdout
+    assert "inner-containers=0" in result.stdout
+
+
+def test_base_cmd_runs_through_base_entrypoint(base_with_entrypoint):
+    result = run_rocker(*dind_args(), base_with_entrypoint)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "base cmd saw sourced" in result.stdout
