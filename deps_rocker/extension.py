@@ -65,9 +65,7 @@ class SimpleRockerExtension(RockerExtension):
         root = _PACKAGE / "files" / self.name
         if not root.is_dir():
             return {}
-        return {
-            f"{self.name}/{relative}": content for relative, content in _walk(root, prefix="")
-        }
+        return {f"{self.name}/{relative}": content for relative, content in _walk(root, prefix="")}
 
     def _render(self, template_name: str, cliargs: dict) -> str:
         template = _PACKAGE / "templates" / template_name

@@ -2,7 +2,7 @@
 # Provision a test host for the integration tests: a Docker engine that can run privileged
 # containers, started, and a base image for rocker to build on.
 #
-# Our machines (Debian 12, no registry, no engine running at start) need three things:
+# Our machines (Debian 12, no registry, no engine running at start) need:
 #   1. An engine of 23.0 or later. Debian 12's docker.io (20.10) asks runc for every capability
 #      the kernel knows and fails on a host whose bounding set lacks one ("unable to apply caps").
 #      Debian 13's engine installs on Debian 12 from trixie pinned at a low priority.
@@ -37,6 +37,7 @@ else
     # Step 1: the engine. Only the Docker packages come from trixie; runc, iptables, libc and
     # the rest stay bookworm's, so nothing else on the host moves.
     if ! command -v dockerd >/dev/null 2>&1; then
+        # shellcheck source=/dev/null # the host's own file, known only at run time
         . /etc/os-release
         if [ "${VERSION_CODENAME:-}" = bookworm ]; then
             log "adding Debian 13 (trixie) at apt priority 100 for the Docker packages"

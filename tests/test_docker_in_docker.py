@@ -98,8 +98,11 @@ def test_inner_build_and_run(nested):
 
 
 def test_inner_compose_service(nested):
-    assert re.search(r"^compose: probe-1 +\| hello from a compose service$",
-                     without_ansi(nested["result"].stdout), re.M), nested["result"].stdout[-3000:]
+    assert re.search(
+        r"^compose: probe-1 +\| hello from a compose service$",
+        without_ansi(nested["result"].stdout),
+        re.M,
+    ), nested["result"].stdout[-3000:]
 
 
 def test_inner_buildx_build(nested):
@@ -135,8 +138,12 @@ def test_nothing_left_on_the_host(nested):
 
 @pytest.mark.parametrize("status", [0, 1, 42])
 def test_exit_status_comes_through(engine, workdir, status):
-    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), BASE_IMAGE,
-                        "/work/exit-with.sh", str(status))
+    result = run_rocker(
+        *dind_args("--volume", f"{workdir}:/work", "--"),
+        BASE_IMAGE,
+        "/work/exit-with.sh",
+        str(status),
+    )
     assert "inner daemon " in result.stdout
     assert result.returncode == status, result.stdout[-3000:]
 
@@ -144,7 +151,7 @@ def test_exit_status_comes_through(engine, workdir, status):
 def test_without_command_the_base_cmd_runs(engine, tmp_path, unique):
     base = f"deps-rocker-test-cmd:{unique}"
     (tmp_path / "Dockerfile").write_text(
-        f"FROM {BASE_IMAGE}\nCMD [\"sh\", \"-c\", \"echo base cmd ran; docker ps -q | wc -l\"]\n"
+        f'FROM {BASE_IMAGE}\nCMD ["sh", "-c", "echo base cmd ran; docker ps -q | wc -l"]\n'
     )
     engine.images.build(path=str(tmp_path), tag=base, rm=True)
     try:
@@ -159,8 +166,17 @@ def test_default_run_leaves_no_image_container_or_volume(engine, workdir):
     """Plain rocker, no --image-name: everything it made is gone afterwards."""
     images_before = {i.id for i in engine.images.list(all=True)}
     containers_before, volumes_before = host_state(engine)
-    result = run_rocker("--docker-in-docker", "--docker-in-docker-packages", PACKAGES_MODE,
-                        "--volume", f"{workdir}:/work", "--", BASE_IMAGE, "/work/exit-with.sh", "0")
+    result = run_rocker(
+        "--docker-in-docker",
+        "--docker-in-docker-packages",
+        PACKAGES_MODE,
+        "--volume",
+        f"{workdir}:/work",
+        "--",
+        BASE_IMAGE,
+        "/work/exit-with.sh",
+        "0",
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     containers_after, volumes_after = host_state(engine)
     assert containers_after == containers_before
@@ -173,9 +189,16 @@ def test_default_run_leaves_no_image_container_or_volume(engine, workdir):
 def test_daemon_that_cannot_start_fails_clearly(engine, workdir):
     (workdir / "daemon.json").write_text('{"storage-driver": "no-such-driver"')
     result = run_rocker(
-        *dind_args("--docker-in-docker-timeout", "20",
-                   "--volume", f"{workdir}/daemon.json:/etc/docker/daemon.json", "--"),
-        BASE_IMAGE, "/work/exit-with.sh", "0",
+        *dind_args(
+            "--docker-in-docker-timeout",
+            "20",
+            "--volume",
+            f"{workdir}/daemon.json:/etc/docker/daemon.json",
+            "--",
+        ),
+        BASE_IMAGE,
+        "/work/exit-with.sh",
+        "0",
     )
     assert result.returncode != 0
     assert "docker-in-docker: ERROR: dockerd exited before its API answered" in result.stdout
@@ -188,5 +211,6 @@ def test_base_image_config_is_read_from_the_engine(engine):
     from deps_rocker.docker_in_docker import DockerInDocker
 
     config = DockerInDocker()._base_image_config({"base_image": BASE_IMAGE})
-    assert config["Cmd"] == json.loads(json.dumps(engine.images.get(BASE_IMAGE).attrs
-                                                  ["Config"]["Cmd"]))
+    assert config["Cmd"] == json.loads(
+        json.dumps(engine.images.get(BASE_IMAGE).attrs["Config"]["Cmd"])
+    )
