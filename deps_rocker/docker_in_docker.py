@@ -19,6 +19,7 @@ daemon is up, and with no command the base CMD runs.
 from __future__ import annotations
 
 import json
+import os
 import shlex
 
 from rocker.core import get_docker_client, get_user_name
@@ -31,6 +32,9 @@ MAX_TIMEOUT = 3600
 
 INIT = "/usr/bin/docker-init"
 ENTRYPOINT = "/usr/local/lib/deps-rocker/entrypoint"
+INNER_SOCKET = "/var/run/docker.sock"
+# Where a host daemon's socket usually is; DOCKER_HOST may name another.
+HOST_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
 def _timeout(text: str) -> int:
@@ -71,6 +75,27 @@ class DockerInDocker(SimpleRockerExtension):
             help="how long the entrypoint waits for the inner daemon's API before it gives up",
         )
 
+    def validate_environment(self, cliargs, parser):
+        """Refuse, before anything is built, what would break the inner daemon's isolation."""
+        if not cliargs.get(self.name):
+            return
+        if cliargs.get("network") == "host":
+            parser.error(
+                "--docker-in-docker cannot be combined with --network host: the inner daemon "
+                "would rewrite the host's iptables rules and create its bridge on the host. "
+                "Leave --network out (inner containers reach the network through the "
+                "container's), and publish ports with --port where the host must reach them"
+            )
+        for host_path, container_path in _volumes(cliargs):
+            if _exposes_host_socket(host_path):
+                parser.error(
+                    f"--volume {host_path}:{container_path} mounts the host's Docker socket "
+                    "into a --docker-in-docker container: commands inside would drive the host's "
+                    "daemon (Docker-out-of-Docker) and nothing would be isolated. Drop that "
+                    "volume: the container has a daemon of its own; to use a host image inside, "
+                    "docker save it to a file in a mounted folder and docker load it there"
+                )
+
     def invoke_after(self, cliargs):
         # The user extension creates the user that our snippet adds to the docker group.
         return {"user"}
@@ -79,9 +104,15 @@ class DockerInDocker(SimpleRockerExtension):
         base = self._base_image_config(cliargs)
         entrypoint = [INIT, "-g", "--", ENTRYPOINT, *(base.get("Entrypoint") or [])]
         cmd = base.get("Cmd")
+        # rocker writes USER root before the snippets and never resets it: a base image that
+        # runs as another user gets that user back in the user snippet, unless --user decides.
+        base_user = (base.get("User") or "").split(":")[0]
+        restore_user = "" if cliargs.get("user") or base_user in ("", "root", "0") else base_user
         return {
             "packages_mode": cliargs.get("docker_in_docker_packages") or "docker-ce",
-            "docker_group_user": _rocker_user(cliargs),
+            "docker_group_user": _rocker_user(cliargs) or restore_user,
+            "restore_user": base.get("User") if restore_user else "",
+            "inner_socket": INNER_SOCKET,
             "entrypoint": json.dumps(entrypoint),
             "cmd": json.dumps(cmd) if cmd else "",
         }
@@ -111,3 +142,28 @@ def _rocker_user(cliargs) -> str:
     if not cliargs.get("user"):
         return ""
     return cliargs.get("user_override_name") or get_user_name()
+
+
+def _volumes(cliargs):
+    """(host path, container path) of every rocker --volume, as rocker's volume extension reads
+    them: HOST[:CONTAINER[:OPTIONS]], CONTAINER defaulting to HOST."""
+    for group in cliargs.get("volume") or []:
+        for spec in group:
+            parts = spec.split(":")
+            host = os.path.abspath(parts[0])
+            yield host, parts[1] if len(parts) > 1 else host
+
+
+def _exposes_host_socket(host_path: str) -> bool:
+    """True if mounting host_path shows the host daemon's socket: the socket itself or the
+    folder that holds it."""
+    sockets = set(HOST_SOCKETS)
+    docker_host = os.environ.get("DOCKER_HOST", "")
+    if docker_host.startswith("unix://"):
+        sockets.add(docker_host[len("unix://") :])
+    real = os.path.realpath(host_path)
+    for socket in sockets:
+        real_socket = os.path.realpath(socket)
+        if real in (real_socket, os.path.dirname(real_socket)) or host_path == socket:
+            return True
+    return False

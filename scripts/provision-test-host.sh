@@ -9,6 +9,7 @@
 #   2. dockerd started in the background, ready when `docker info` answers.
 #   3. A base image. Without a registry, debootstrap makes one (DEPS_ROCKER_TEST_IMAGE).
 #   4. A static busybox on the host, from which the tests build inner images FROM scratch.
+#   5. A non-root host user in the docker group, as whom the tests run rocker --user.
 #
 # On a machine that already has a working engine (a workstation, a GitHub runner) the engine
 # steps are skipped. Idempotent: a second run finds everything in place.
@@ -17,6 +18,7 @@
 #   DEPS_ROCKER_TEST_IMAGE   image the integration tests build on (default: debian:13)
 #   DEPS_ROCKER_SUITE        Debian suite debootstrap makes it from (default: trixie)
 #   DEPS_ROCKER_DOCKERD_LOG  where dockerd's log goes (default: /var/log/dockerd-test-host.log)
+#   DEPS_ROCKER_TEST_USER    the non-root host user (default: deps-rocker-tester)
 set -eu
 
 image=${DEPS_ROCKER_TEST_IMAGE:-debian:13}
@@ -105,4 +107,16 @@ if ! ldd /bin/busybox 2>&1 | grep -q 'not a dynamic executable'; then
     log "installing busybox-static"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq busybox-static >/dev/null
+fi
+
+# Step 5: a non-root host user that may use the host's engine, and a Python it can run (the
+# tests give it a virtual environment of its own).
+test_user=${DEPS_ROCKER_TEST_USER:-deps-rocker-tester}
+if ! id "$test_user" >/dev/null 2>&1; then
+    log "creating host user $test_user in the docker group"
+    useradd --create-home --groups docker "$test_user"
+fi
+if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
 fi

@@ -109,3 +109,44 @@ def dind_args(*extra: str) -> list:
         IMAGE_NAME,
         *extra,
     ]
+
+
+TEST_USER = os.environ.get("DEPS_ROCKER_TEST_USER", "deps-rocker-tester")
+TESTER_VENV = Path("/var/tmp/deps-rocker-tester-venv")
+
+
+@pytest.fixture(scope="session")
+def tester(engine):
+    """Runs rocker as a non-root host user of the docker group, from a virtual environment of
+    its own (the test runner's Python may live where that user cannot read, such as /root)."""
+    import pwd
+
+    try:
+        account = pwd.getpwnam(TEST_USER)
+    except KeyError:
+        pytest.fail(f"host user {TEST_USER} is missing; run scripts/provision-test-host.sh")
+    if os.geteuid() != 0:
+        pytest.skip("running rocker as another user needs root (runuser)")
+
+    if not (TESTER_VENV / "bin" / "rocker").exists():
+        subprocess.run(["/usr/bin/python3", "-m", "venv", str(TESTER_VENV)], check=True)
+    project = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [str(TESTER_VENV / "bin" / "pip"), "install", "-q", "--force-reinstall", "--no-deps",
+         str(project)],
+        check=True,
+    )
+    subprocess.run([str(TESTER_VENV / "bin" / "pip"), "install", "-q", str(project)], check=True)
+
+    def run(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+        command = [
+            "runuser", "-u", TEST_USER, "--",
+            "env", f"HOME={account.pw_dir}", f"USER={TEST_USER}",
+            str(TESTER_VENV / "bin" / "rocker"), "--mode", "non-interactive", *args,
+        ]
+        return subprocess.run(command, cwd="/tmp", stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=timeout)
+
+    run.account = account
+    return run

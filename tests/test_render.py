@@ -76,7 +76,7 @@ def test_snippet_without_base_cmd_sets_none(extension):
 
 def test_snippet_adds_rocker_user_to_docker_group(extension):
     cliargs = {**parse(), "user": True, "user_override_name": "robot"}
-    assert "RUN usermod -aG docker robot\n" in extension.get_snippet(cliargs)
+    assert 'RUN usermod -aG docker "$(id -nu robot)"\n' in extension.get_snippet(cliargs)
     assert "usermod" not in extension.get_snippet(parse())
 
 
@@ -131,3 +131,51 @@ def test_bad_option_values_exit_2_naming_the_value(argv, named, capsys):
     message = capsys.readouterr().err
     assert f"'{named}'" in message
     assert "docker-ce" in message or "whole number of seconds" in message
+
+
+def test_base_user_is_restored_without_rocker_user(extension):
+    extension.base_config["User"] = "builder:builder"
+    assert 'RUN usermod -aG docker "$(id -nu builder)"\n' in extension.get_snippet(parse())
+    assert extension.get_user_snippet(parse()).strip().endswith("USER builder:builder")
+    with_user = {**parse(), "user": True, "user_override_name": "robot"}
+    assert "USER" not in extension.get_user_snippet(with_user)
+    assert "builder" not in extension.get_snippet(with_user)
+
+
+@pytest.mark.parametrize("user", ["", "root", "0", "0:0"])
+def test_root_base_user_is_left_alone(extension, user):
+    extension.base_config["User"] = user
+    assert extension.get_user_snippet(parse()) == ""
+    assert "usermod" not in extension.get_snippet(parse())
+
+
+def test_inner_cli_points_at_inner_daemon(extension):
+    assert "ENV DOCKER_HOST=unix:///var/run/docker.sock\n" in extension.get_snippet(parse())
+
+
+def validate(**cliargs):
+    parser = argparse.ArgumentParser(prog="rocker")
+    DockerInDocker().validate_environment({"docker_in_docker": True, **cliargs}, parser)
+
+
+@pytest.mark.parametrize(
+    "volume", ["/var/run/docker.sock:/var/run/docker.sock", "/run/docker.sock", "/var/run:/host"]
+)
+def test_host_socket_mount_is_refused(volume, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        validate(volume=[["/tmp:/tmp", volume]])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert f"--volume {volume.split(':')[0]}" in error
+    assert "Docker-out-of-Docker" in error
+
+
+def test_host_network_is_refused(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        validate(network="host")
+    assert exit_info.value.code == 2
+    assert "--network host" in capsys.readouterr().err
+
+
+def test_ordinary_volumes_and_networks_pass():
+    validate(volume=[["/tmp:/work", "/home"]], network="bridge")

@@ -7,8 +7,10 @@ COPY docker_in_docker/sudoers /etc/sudoers.d/deps-rocker-docker-in-docker
 RUN chmod 0755 /usr/local/lib/deps-rocker/dind-daemon /usr/local/lib/deps-rocker/entrypoint \
     && chmod 0440 /etc/sudoers.d/deps-rocker-docker-in-docker
 @[if docker_group_user]@
-RUN usermod -aG docker @(docker_group_user)
+RUN usermod -aG docker "$(id -nu @(docker_group_user))"
 @[end if]@
+# The inner daemon, whatever a mounted ~/.docker (contexts, DOCKER_HOST in its config) says.
+ENV DOCKER_HOST=unix://@(inner_socket)
 ENTRYPOINT @(entrypoint)
 @[if cmd]@
 CMD @(cmd)
