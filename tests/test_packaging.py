@@ -80,7 +80,8 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_wheel_holds_templates_and_scripts(wheel):
-    names = set(zipfile.ZipFile(wheel).namelist())
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
     missing = [path for path in PACKAGE_DATA if path not in names]
     assert not missing, f"not in {wheel.name}: {missing}"
 
