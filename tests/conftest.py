@@ -132,21 +132,41 @@ def tester(engine):
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(TESTER_VENV)], check=True)
     project = Path(__file__).resolve().parent.parent
     subprocess.run(
-        [str(TESTER_VENV / "bin" / "pip"), "install", "-q", "--force-reinstall", "--no-deps",
-         str(project)],
+        [
+            str(TESTER_VENV / "bin" / "pip"),
+            "install",
+            "-q",
+            "--force-reinstall",
+            "--no-deps",
+            str(project),
+        ],
         check=True,
     )
     subprocess.run([str(TESTER_VENV / "bin" / "pip"), "install", "-q", str(project)], check=True)
 
     def run(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
         command = [
-            "runuser", "-u", TEST_USER, "--",
-            "env", f"HOME={account.pw_dir}", f"USER={TEST_USER}",
-            str(TESTER_VENV / "bin" / "rocker"), "--mode", "non-interactive", *args,
+            "runuser",
+            "-u",
+            TEST_USER,
+            "--",
+            "env",
+            f"HOME={account.pw_dir}",
+            f"USER={TEST_USER}",
+            str(TESTER_VENV / "bin" / "rocker"),
+            "--mode",
+            "non-interactive",
+            *args,
         ]
-        return subprocess.run(command, cwd="/tmp", stdin=subprocess.DEVNULL,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              timeout=timeout)
+        return subprocess.run(
+            command,
+            cwd="/tmp",
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+        )
 
     run.account = account
     return run
