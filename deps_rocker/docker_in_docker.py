@@ -155,15 +155,19 @@ def _volumes(cliargs):
 
 
 def _exposes_host_socket(host_path: str) -> bool:
-    """True if mounting host_path shows the host daemon's socket: the socket itself or the
-    folder that holds it."""
+    """True if mounting host_path shows the host daemon's socket: the socket itself or any
+    folder above it (/run, /var, /)."""
     sockets = set(HOST_SOCKETS)
     docker_host = os.environ.get("DOCKER_HOST", "")
     if docker_host.startswith("unix://"):
         sockets.add(docker_host[len("unix://") :])
     real = os.path.realpath(host_path)
     for socket in sockets:
+        if not os.path.exists(socket) and socket != host_path:
+            continue
         real_socket = os.path.realpath(socket)
-        if real in (real_socket, os.path.dirname(real_socket)) or host_path == socket:
+        if real == real_socket or real_socket.startswith(real.rstrip("/") + "/"):
+            return True
+        if host_path == socket:
             return True
     return False

@@ -14,6 +14,7 @@ Environment:
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -25,7 +26,7 @@ import pytest
 BASE_IMAGE = os.environ.get("DEPS_ROCKER_TEST_IMAGE", "debian:13")
 PACKAGES_MODE = os.environ.get("DEPS_ROCKER_TEST_PACKAGES", "distro")
 # A fixed tag keeps the built image between runs, so that Docker's cache makes reruns fast.
-IMAGE_NAME = f"deps-rocker-test:{PACKAGES_MODE}"
+IMAGE_NAME = f"deps-rocker-test:{PACKAGES_MODE}-{re.sub(r'[^a-z0-9.]+', '-', BASE_IMAGE.lower())}"
 DATA = Path(__file__).parent / "data"
 
 

@@ -3,9 +3,11 @@ entrypoints, signals and zombies."""
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 
+import docker
 import pytest
 from conftest import BASE_IMAGE, dind_args, run_rocker
 
@@ -49,9 +51,18 @@ def detached(engine, workdir, unique):
         name = f"deps-rocker-lifecycle-{unique}-{len(names)}"
         names.append(name)
         result = run_rocker(
-            *dind_args("--detach", "--nocleanup", "--name", name, *extra,
-                       "--volume", f"{workdir}:/work", "--"),
-            BASE_IMAGE, *command,
+            *dind_args(
+                "--detach",
+                "--nocleanup",
+                "--name",
+                name,
+                *extra,
+                "--volume",
+                f"{workdir}:/work",
+                "--",
+            ),
+            BASE_IMAGE,
+            *command,
         )
         assert result.returncode == 0, result.stdout[-3000:]
         container = engine.containers.get(name)
@@ -65,10 +76,8 @@ def detached(engine, workdir, unique):
 
     yield start
     for name in names:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):  # already gone is fine
             engine.containers.get(name).remove(force=True, v=True)
-        except Exception:  # noqa: BLE001 - already gone is fine
-            pass
 
 
 def test_restart_after_kill_keeps_inner_images(detached):
@@ -85,7 +94,9 @@ def test_restart_after_kill_keeps_inner_images(detached):
     wait_for(ready_twice)
     output = logs(container)
     assert "removing stale dockerd pid file" in output
-    assert "kept-across-restart" in run_inside(container, "docker images --format '{{.Repository}}'")
+    assert "kept-across-restart" in run_inside(
+        container, "docker images --format '{{.Repository}}'"
+    )
     assert processes(container, "dockerd") == 1
 
 
@@ -103,8 +114,11 @@ def test_second_shell_finds_the_running_daemon(detached):
 def test_stop_with_inner_container_is_clean_and_quick(detached):
     container = detached("sleep", "infinity")
     # busybox sleep as PID 1 ignores SIGTERM: the worst case for the inner stop.
-    run_inside(container, "cd /work && docker build -q -t probe . >/dev/null"
-                          " && docker run -d --name inner probe sleep 1000")
+    run_inside(
+        container,
+        "cd /work && docker build -q -t probe . >/dev/null"
+        " && docker run -d --name inner probe sleep 1000",
+    )
 
     started = time.monotonic()
     container.stop()  # docker's default grace: 10 s, then SIGKILL
@@ -128,8 +142,9 @@ def test_sigint_status_comes_through(detached):
 
 
 def test_orphans_are_reaped(engine, workdir):
-    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), BASE_IMAGE,
-                        "/work/orphans.sh")
+    result = run_rocker(
+        *dind_args("--volume", f"{workdir}:/work", "--"), BASE_IMAGE, "/work/orphans.sh"
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "pid1=docker-init" in result.stdout
     assert "zombies=0" in result.stdout
@@ -139,13 +154,11 @@ def test_orphans_are_reaped(engine, workdir):
 def base_with_entrypoint(engine, tmp_path, unique):
     """A base image whose ENTRYPOINT exports a variable (as a ROS image sources its setup)."""
     tag = f"deps-rocker-test-entrypoint:{unique}"
-    (tmp_path / "entry.sh").write_text(
-        "#!/bin/sh\nexport BASE_ENTRYPOINT_VAR=sourced\nexec \"$@\"\n"
-    )
+    (tmp_path / "entry.sh").write_text('#!/bin/sh\nexport BASE_ENTRYPOINT_VAR=sourced\nexec "$@"\n')
     (tmp_path / "entry.sh").chmod(0o755)
     (tmp_path / "Dockerfile").write_text(
-        f"FROM {BASE_IMAGE}\nCOPY entry.sh /entry.sh\nENTRYPOINT [\"/entry.sh\"]\n"
-        "CMD [\"sh\", \"-c\", \"echo base cmd saw $BASE_ENTRYPOINT_VAR\"]\n"
+        f'FROM {BASE_IMAGE}\nCOPY entry.sh /entry.sh\nENTRYPOINT ["/entry.sh"]\n'
+        'CMD ["sh", "-c", "echo base cmd saw $BASE_ENTRYPOINT_VAR"]\n'
     )
     engine.images.build(path=str(tmp_path), tag=tag, rm=True)
     yield tag
@@ -153,8 +166,9 @@ def base_with_entrypoint(engine, tmp_path, unique):
 
 
 def test_base_entrypoint_runs_after_the_daemon(base_with_entrypoint, workdir):
-    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), base_with_entrypoint,
-                        "/work/show-env.sh")
+    result = run_rocker(
+        *dind_args("--volume", f"{workdir}:/work", "--"), base_with_entrypoint, "/work/show-env.sh"
+    )
     assert result.returncode == 0, result.stdout[-3000:]
     assert "base-entrypoint-var=sourced" in result.stdout
     assert "inner-containers=0" in result.stdout

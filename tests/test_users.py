@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BASE_IMAGE, PACKAGES_MODE, dind_args, run_rocker
+from conftest import BASE_IMAGE, IMAGE_NAME, PACKAGES_MODE, dind_args, run_rocker
 
 pytestmark = pytest.mark.integration
 
@@ -20,9 +20,17 @@ def test_rocker_user_as_non_root_host_user(tester, workdir):
     # rocker --user creates the host user in the image: a separate image name keeps the cache
     # of the root runs apart.
     result = tester(
-        "--docker-in-docker", "--docker-in-docker-packages", PACKAGES_MODE,
-        "--image-name", f"deps-rocker-test-user:{PACKAGES_MODE}",
-        "--user", "--volume", f"{workdir}:/work", "--", BASE_IMAGE, "/work/user-workload.sh",
+        "--docker-in-docker",
+        "--docker-in-docker-packages",
+        PACKAGES_MODE,
+        "--image-name",
+        IMAGE_NAME.replace("deps-rocker-test:", "deps-rocker-test-user:"),
+        "--user",
+        "--volume",
+        f"{workdir}:/work",
+        "--",
+        BASE_IMAGE,
+        "/work/user-workload.sh",
     )
     assert result.returncode == 0, result.stdout[-4000:]
     seen = values(result.stdout)
@@ -45,8 +53,9 @@ def base_with_user(engine, tmp_path, unique):
 
 def test_base_image_user_without_rocker_user(base_with_user, workdir):
     workdir.chmod(0o777)
-    result = run_rocker(*dind_args("--volume", f"{workdir}:/work", "--"), base_with_user,
-                        "/work/user-workload.sh")
+    result = run_rocker(
+        *dind_args("--volume", f"{workdir}:/work", "--"), base_with_user, "/work/user-workload.sh"
+    )
     assert result.returncode == 0, result.stdout[-4000:]
     seen = values(result.stdout)
     assert seen["whoami"].startswith("builder ")
