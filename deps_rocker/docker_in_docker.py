@@ -102,7 +102,12 @@ class DockerInDocker(SimpleRockerExtension):
 
     def template_args(self, cliargs):
         base = self._base_image_config(cliargs)
-        entrypoint = [INIT, "-g", "--", ENTRYPOINT, *(base.get("Entrypoint") or [])]
+        ours = [INIT, "-g", "--", ENTRYPOINT]
+        base_entrypoint = base.get("Entrypoint") or []
+        # A base built by this extension already starts with ours: run it once, not twice.
+        if base_entrypoint[: len(ours)] == ours:
+            base_entrypoint = base_entrypoint[len(ours) :]
+        entrypoint = [*ours, *base_entrypoint]
         cmd = base.get("Cmd")
         # rocker writes USER root before the snippets and never resets it: a base image that
         # runs as another user gets that user back in the user snippet, unless --user decides.

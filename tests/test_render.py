@@ -85,7 +85,7 @@ def test_snippet_without_base_cmd_sets_none(extension):
 
 def test_snippet_adds_rocker_user_to_docker_group(extension):
     cliargs = {**parse(), "user": True, "user_override_name": "robot"}
-    assert 'RUN usermod -aG docker "$(id -nu robot)"\n' in extension.get_snippet(cliargs)
+    assert 'usermod -aG docker "$(id -nu robot)"' in extension.get_snippet(cliargs)
     assert "usermod" not in extension.get_snippet(parse())
 
 
@@ -144,7 +144,7 @@ def test_bad_option_values_exit_2_naming_the_value(argv, named, capsys):
 
 def test_base_user_is_restored_without_rocker_user(extension):
     extension.base_config["User"] = "builder:builder"
-    assert 'RUN usermod -aG docker "$(id -nu builder)"\n' in extension.get_snippet(parse())
+    assert 'usermod -aG docker "$(id -nu builder)"' in extension.get_snippet(parse())
     assert extension.get_user_snippet(parse()).strip().endswith("USER builder:builder")
     with_user = {**parse(), "user": True, "user_override_name": "robot"}
     assert "USER" not in extension.get_user_snippet(with_user)
@@ -188,3 +188,11 @@ def test_host_network_is_refused(capsys):
 
 def test_ordinary_volumes_and_networks_pass():
     validate(volume=[["/tmp:/work", "/home"]], network="bridge")
+
+
+def test_base_built_with_this_extension_gets_one_init(extension):
+    ours = ["/usr/bin/docker-init", "-g", "--", "/usr/local/lib/deps-rocker/entrypoint"]
+    extension.base_config["Entrypoint"] = [*ours, "/ros_entrypoint.sh"]
+    snippet = extension.get_snippet(parse())
+    entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", snippet, re.M).group(1))
+    assert entrypoint == [*ours, "/ros_entrypoint.sh"]

@@ -7,7 +7,13 @@ COPY docker_in_docker/sudoers /etc/sudoers.d/deps-rocker-docker-in-docker
 RUN chmod 0755 /usr/local/lib/deps-rocker/dind-daemon /usr/local/lib/deps-rocker/entrypoint \
     && chmod 0440 /etc/sudoers.d/deps-rocker-docker-in-docker
 @[if docker_group_user]@
-RUN usermod -aG docker "$(id -nu @(docker_group_user))"
+RUN if id -nu @(docker_group_user) >/dev/null 2>&1; then \
+        usermod -aG docker "$(id -nu @(docker_group_user))"; \
+    else \
+        echo "docker-in-docker: WARNING: the base image's user @(docker_group_user) has no" \
+            "account in the image, so sudo cannot start the inner daemon for it: give it an" \
+            "account in the base image, or use rocker's --user"; \
+    fi
 @[end if]@
 # The inner daemon, whatever a mounted ~/.docker (contexts, DOCKER_HOST in its config) says.
 ENV DOCKER_HOST=unix://@(inner_socket)
