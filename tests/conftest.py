@@ -145,7 +145,7 @@ def tester(engine):
     )
     subprocess.run([str(TESTER_VENV / "bin" / "pip"), "install", "-q", str(project)], check=True)
 
-    def run(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
+    def run(*args: str, env=(), timeout: int = 1200) -> subprocess.CompletedProcess:
         command = [
             "runuser",
             "-u",
@@ -154,6 +154,7 @@ def tester(engine):
             "env",
             f"HOME={account.pw_dir}",
             f"USER={TEST_USER}",
+            *env,
             str(TESTER_VENV / "bin" / "rocker"),
             "--mode",
             "non-interactive",

@@ -78,3 +78,102 @@ def test_refused_before_anything_is_built(engine, args, says):
     assert result.returncode == 2, result.stdout[-3000:]
     assert says in result.stdout
     assert "Writing dockerfile" not in result.stdout
+
+
+def build_image(engine, context, dockerfile: str, tag: str) -> str:
+    (context / "Dockerfile").write_text(dockerfile)
+    engine.images.build(path=str(context), tag=tag, rm=True)
+    return tag
+
+
+@pytest.fixture
+def scratch_images(engine, tmp_path, static_busybox):
+    """Builds throwaway base images in a context holding the static busybox; removes them."""
+    import shutil
+
+    shutil.copy(static_busybox, tmp_path / "busybox")
+    tags = []
+
+    def build(dockerfile: str, tag: str) -> str:
+        tags.append(tag)
+        return build_image(engine, tmp_path, dockerfile, tag)
+
+    yield build
+    for tag in tags:
+        engine.images.remove(tag, force=True)
+
+
+def test_base_without_apt_gets_a_clear_error(scratch_images, unique):
+    base = scratch_images(
+        "FROM scratch\n"
+        "COPY busybox /bin/busybox\n"
+        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+        "RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd"
+        " && printf 'ID=alpine\\nVERSION_ID=3.20.0\\nPRETTY_NAME=\"Alpine Linux v3.20\"\\n'"
+        " > /etc/os-release\n",
+        f"deps-rocker-test-noapt:{unique}",
+    )
+    result = run_rocker(*dind_args(), base, "true")
+    assert result.returncode != 0
+    assert (
+        "docker-in-docker: ERROR: the base image (Alpine Linux v3.20) has no apt-get; "
+        "supported bases: Ubuntu 20.04 and later, Debian 11 and later"
+    ) in result.stdout
+    assert "Executing command" not in result.stdout
+
+
+def test_unsupported_release_gets_a_clear_error(scratch_images, unique):
+    base = scratch_images(
+        f"FROM {BASE_IMAGE}\n"
+        'RUN rm /etc/os-release && printf \'ID=debian\\nVERSION_ID="10"\\n'
+        'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\\n\' > /etc/os-release\n',
+        f"deps-rocker-test-buster:{unique}",
+    )
+    result = run_rocker(*dind_args(), base, "true")
+    assert result.returncode != 0
+    assert (
+        "docker-in-docker: ERROR: the base image is Debian GNU/Linux 10 (buster); "
+        "supported bases: Ubuntu 20.04 and later, Debian 11 and later"
+    ) in result.stdout
+
+
+def test_dry_run_prints_the_command(engine):
+    result = run_rocker(*dind_args(), "--mode", "dry-run", BASE_IMAGE, "docker", "ps")
+    assert result.returncode == 0, result.stdout[-3000:]
+    command = result.stdout.split("Run this command:")[1]
+    assert "--privileged --volume /var/lib/docker" in command
+    assert "docker ps" in command
+
+
+def test_home_docker_context_does_not_leave_the_container(tester, workdir):
+    """A ~/.docker that selects a context on another host must not steer the inner CLI.
+
+    rocker itself follows the context too, so on the host DOCKER_HOST points it at the host's
+    engine; that variable does not reach the container, the mounted ~/.docker does."""
+    import shutil
+    import subprocess
+
+    home = tester.account.pw_dir
+    config = f"{home}/.docker"
+
+    def as_tester(*command):
+        subprocess.run(
+            ["runuser", "-u", tester.account.pw_name, "--", "env", f"HOME={home}", *command],
+            check=True,
+            capture_output=True,
+        )
+
+    as_tester("docker", "context", "create", "elsewhere", "--docker", "host=tcp://127.0.0.1:9")
+    as_tester("docker", "context", "use", "elsewhere")
+    try:
+        result = tester(
+            *dind_args("--user", "--home", "--volume", f"{workdir}:/work", "--"),
+            BASE_IMAGE,
+            "/work/exit-with.sh",
+            "0",
+            env=["DOCKER_HOST=unix:///var/run/docker.sock"],
+        )
+    finally:
+        shutil.rmtree(config)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert re.search(r"^inner daemon \S+$", result.stdout, re.M)
