@@ -10,6 +10,10 @@ from conftest import BASE_IMAGE, IMAGE_NAME, PACKAGES_MODE, dind_args, run_rocke
 
 pytestmark = pytest.mark.integration
 
+# rocker --user creates the host user in the image: a name of its own keeps the image that the
+# root runs share free of it.
+USER_IMAGE_NAME = IMAGE_NAME.replace("deps-rocker-test:", "deps-rocker-test-user:")
+
 
 def values(output: str) -> dict:
     return dict(re.findall(r"^([a-z-]+)=(.*)$", output, re.M))
@@ -24,7 +28,7 @@ def test_rocker_user_as_non_root_host_user(tester, workdir):
         "--docker-in-docker-packages",
         PACKAGES_MODE,
         "--image-name",
-        IMAGE_NAME.replace("deps-rocker-test:", "deps-rocker-test-user:"),
+        USER_IMAGE_NAME,
         "--user",
         "--volume",
         f"{workdir}:/work",
@@ -167,7 +171,16 @@ def test_home_docker_context_does_not_leave_the_container(tester, workdir):
     as_tester("docker", "context", "use", "elsewhere")
     try:
         result = tester(
-            *dind_args("--user", "--home", "--volume", f"{workdir}:/work", "--"),
+            "--docker-in-docker",
+            "--docker-in-docker-packages",
+            PACKAGES_MODE,
+            "--image-name",
+            USER_IMAGE_NAME,
+            "--user",
+            "--home",
+            "--volume",
+            f"{workdir}:/work",
+            "--",
             BASE_IMAGE,
             "/work/exit-with.sh",
             "0",
