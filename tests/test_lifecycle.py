@@ -178,3 +178,18 @@ def test_base_cmd_runs_through_base_entrypoint(base_with_entrypoint):
     result = run_rocker(*dind_args(), base_with_entrypoint)
     assert result.returncode == 0, result.stdout[-3000:]
     assert "base cmd saw sourced" in result.stdout
+
+
+def test_stop_hangs_up_a_command_in_its_own_process_group(detached):
+    """An interactive shell ignores SIGTERM in a process group of its own: hung up instead."""
+    container = detached("/work/own-group.sh")
+
+    started = time.monotonic()
+    container.stop()
+    took = time.monotonic() - started
+
+    container.reload()
+    output = logs(container)
+    assert took < 8, f"docker stop took {took:.1f}s\n{output}"
+    assert container.attrs["State"]["ExitCode"] == 129  # SIGHUP, not SIGKILL
+    assert "inner daemon stopped" in output
