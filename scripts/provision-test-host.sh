@@ -10,6 +10,7 @@
 #   3. A base image. Without a registry, debootstrap makes one (DEPS_ROCKER_TEST_IMAGE).
 #   4. A static busybox on the host, from which the tests build inner images FROM scratch.
 #   5. A non-root host user in the docker group, as whom the tests run rocker --user.
+#   6. Xvfb and xauth, for the test of rocker's --x11 beside ours.
 #
 # On a machine that already has a working engine (a workstation, a GitHub runner) the engine
 # steps are skipped. Idempotent: a second run finds everything in place.
@@ -119,4 +120,11 @@ fi
 if ! /usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+fi
+
+# Step 6: an X server without a screen, and xauth, for rocker's --x11.
+if ! command -v Xvfb >/dev/null 2>&1 || ! command -v xauth >/dev/null 2>&1; then
+    log "installing Xvfb and xauth"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb xauth >/dev/null
 fi

@@ -87,8 +87,9 @@ def rocker_executable() -> str:
     return str(beside) if beside.exists() else "rocker"
 
 
-def run_rocker(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
-    """Run the real rocker CLI, non-interactively; stdout and stderr together in .stdout."""
+def run_rocker(*args: str, env=None, timeout: int = 1200) -> subprocess.CompletedProcess:
+    """Run the real rocker CLI, non-interactively; stdout and stderr together in .stdout.
+    env: variables to add to this process's environment for the run."""
     command = [rocker_executable(), "--mode", "non-interactive", *args]
     return subprocess.run(
         command,
@@ -97,6 +98,7 @@ def run_rocker(*args: str, timeout: int = 1200) -> subprocess.CompletedProcess:
         stderr=subprocess.STDOUT,
         text=True,
         timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
 
 

@@ -16,7 +16,7 @@ USER_IMAGE_NAME = IMAGE_NAME.replace("deps-rocker-test:", "deps-rocker-test-user
 
 
 def values(output: str) -> dict:
-    return dict(re.findall(r"^([a-z-]+)=(.*)$", output, re.M))
+    return dict(re.findall(r"^([a-z0-9-]+)=(.*)$", output, re.M))
 
 
 def test_rocker_user_as_non_root_host_user(tester, workdir):
@@ -190,3 +190,46 @@ def test_home_docker_context_does_not_leave_the_container(tester, workdir):
         shutil.rmtree(config)
     assert result.returncode == 0, result.stdout[-3000:]
     assert re.search(r"^inner daemon \S+$", result.stdout, re.M)
+
+
+@pytest.fixture
+def x_display(tmp_path):
+    """An Xvfb display with a cookie in its own XAUTHORITY file, as a desktop session has."""
+    import secrets
+    import subprocess
+    import time
+    from pathlib import Path
+
+    number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())
+    authority = tmp_path / "xauthority"
+    subprocess.run(
+        ["xauth", "-f", str(authority), "add", f":{number}", ".", secrets.token_hex(16)],
+        check=True,
+    )
+    server = subprocess.Popen(
+        ["Xvfb", f":{number}", "-auth", str(authority), "-nolisten", "tcp"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    socket = Path(f"/tmp/.X11-unix/X{number}")
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        assert server.poll() is None and time.monotonic() < deadline, "Xvfb did not start"
+        time.sleep(0.05)
+    yield {"DISPLAY": f":{number}", "XAUTHORITY": str(authority)}
+    server.terminate()
+    server.wait(timeout=10)
+
+
+def test_x11_socket_and_cookie_stay_usable(x_display, workdir):
+    result = run_rocker(
+        *dind_args("--x11", "--volume", f"{workdir}:/work", "--"),
+        BASE_IMAGE,
+        "/work/x11-check.sh",
+        env=x_display,
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    seen = values(result.stdout)
+    assert seen.get("x11-socket") == "ok", result.stdout[-3000:]
+    assert seen.get("xauthority") == "ok"
+    assert seen.get("inner-docker") == "ok"
