@@ -11,6 +11,15 @@ The extension
   its API answers (``--docker-in-docker-timeout``), runs the command and stops the daemon
   cleanly, with Docker's own init as PID 1.
 
+The inner daemon's configuration comes in three layers, merged by ``dind-daemon`` when the
+container starts, later ones winning: an ``/etc/docker/daemon.json`` in the container (mounted
+or baked into the base image); rocker's settings, written at build time to
+``/usr/local/lib/deps-rocker/daemon.json`` (``--docker-in-docker-daemon-config`` with the
+storage driver, MTU, registry and address-pool options added); and what only the running
+container knows (the MTU of its eth0, whether overlay2 works on its ``/var/lib/docker``).
+dockerd is then started with that one file and no other option, because it refuses a setting
+given both as a flag and in its configuration file.
+
 A derived image that sets ENTRYPOINT loses the base image's ENTRYPOINT and CMD, so both are
 read from the base image when the Dockerfile is generated: the base entrypoint runs after the
 daemon is up, and with no command the base CMD runs.
@@ -18,9 +27,13 @@ daemon is up, and with no command the base CMD runs.
 
 from __future__ import annotations
 
+import argparse
+import ipaddress
 import json
 import os
+import re
 import shlex
+from urllib.parse import urlsplit
 
 from rocker.core import get_docker_client, get_user_name
 
@@ -30,9 +43,16 @@ PACKAGES_MODES = ("docker-ce", "distro")
 DEFAULT_TIMEOUT = 60
 MAX_TIMEOUT = 3600
 
+# The storage drivers dockerd offers on Linux; overlay2 is the default.
+STORAGE_DRIVERS = ("overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs")
+MIN_MTU, MAX_MTU = 68, 65535  # IPv4's smallest MTU, and the largest any link has
+
 INIT = "/usr/bin/docker-init"
 ENTRYPOINT = "/usr/local/lib/deps-rocker/entrypoint"
 INNER_SOCKET = "/var/run/docker.sock"
+# rocker's part of the inner daemon's daemon.json, in the build context and in the image.
+CONFIG_FILE = "docker_in_docker/daemon.json"
+INNER_CONFIG = "/usr/local/lib/deps-rocker/daemon.json"
 # Where a host daemon's socket usually is; DOCKER_HOST may name another.
 HOST_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
@@ -49,6 +69,126 @@ def _timeout(text: str) -> int:
 
 
 _timeout.__name__ = f"whole number of seconds from 1 to {MAX_TIMEOUT}"
+
+
+# The argparse types below raise ArgumentTypeError, whose message argparse prints as it is:
+# each quotes the bad value and says what would be accepted.
+
+
+def _mtu(text: str):
+    """--docker-in-docker-mtu: 'auto', or a whole number of bytes."""
+    if text == "auto":
+        return text
+    try:
+        mtu = int(text)
+    except ValueError:
+        mtu = 0
+    if not MIN_MTU <= mtu <= MAX_MTU:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an MTU: give auto (the container's eth0, the default) or a whole "
+            f"number of bytes from {MIN_MTU} to {MAX_MTU}, such as 1400"
+        )
+    return mtu
+
+
+def _registry_mirror(text: str) -> str:
+    """--docker-in-docker-registry-mirror: an http or https URL, as dockerd accepts one."""
+    try:
+        url = urlsplit(text)
+        url.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        url = None
+    if (
+        not url
+        or url.scheme not in ("http", "https")
+        or not url.hostname
+        or url.query
+        or (url.fragment)
+    ):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a registry mirror: give an http:// or https:// URL such as "
+            "https://mirror.example.com or http://10.0.0.5:5000, without query or fragment"
+        )
+    if url.username or url.password:
+        # Not quoted: the value holds a password.
+        raise argparse.ArgumentTypeError(
+            f"the registry mirror URL for {url.hostname} holds a user name or password, which "
+            "dockerd refuses there: give the URL without them and log in with docker login"
+        )
+    return text
+
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+)
+
+
+def _insecure_registry(text: str) -> str:
+    """--docker-in-docker-insecure-registry: host[:port] or a CIDR, as dockerd accepts them."""
+    problem = f"'{text}' is not an insecure registry"
+    if "://" in text:
+        raise argparse.ArgumentTypeError(
+            f"{problem}: leave out the scheme ({text.split('://')[0]}://); give host[:port], such "
+            "as registry.local:5000, or a network in CIDR form, such as 10.0.0.0/8"
+        )
+    if "/" in text:
+        try:
+            ipaddress.ip_network(text, strict=False)
+            return text
+        except ValueError:
+            pass
+    else:
+        host, port = text, ""
+        if text.startswith("["):  # [IPv6]:port
+            host, _, rest = text[1:].partition("]")
+            port = rest[1:] if rest.startswith(":") else rest
+            valid_host = _is_ip(host, version=6)
+        else:
+            if text.count(":") == 1:
+                host, port = text.split(":")
+            valid_host = _is_ip(host, version=4) or bool(_HOSTNAME.match(host))
+        if valid_host and (port == "" or (port.isdigit() and 1 <= int(port) <= 65535)):
+            return text
+    raise argparse.ArgumentTypeError(
+        f"{problem}: give host[:port], such as registry.local:5000 or 10.0.0.5:5000, or a "
+        "network in CIDR form, such as 10.0.0.0/8"
+    )
+
+
+def _is_ip(text: str, version: int) -> bool:
+    try:
+        return ipaddress.ip_address(text).version == version
+    except ValueError:
+        return False
+
+
+def _address_pool(text: str) -> dict:
+    """--docker-in-docker-address-pool: CIDR/SIZE, as daemon.json's default-address-pools."""
+    base, _, size = text.rpartition("/")
+    try:
+        network = ipaddress.ip_network(base)
+        prefix = int(size)
+    except ValueError:
+        network, prefix = None, -1
+    if network is None or not network.prefixlen <= prefix <= network.max_prefixlen:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not an address pool: give a network and the size of the networks to "
+            "cut from it, CIDR/SIZE, such as 10.201.0.0/16/24 (256 networks of /24); the "
+            "network must be written from its first address and SIZE must be at least its "
+            "prefix length"
+        )
+    return {"base": str(network), "size": prefix}
+
+
+def _docker_version(text: str) -> str:
+    """--docker-in-docker-version: 27.3.1, or 27.3 / 27 for the newest of that series."""
+    if not re.fullmatch(r"\d+(\.\d+){0,2}", text):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a Docker version: give one such as 27.3.1, or 27.3 or 27 for the "
+            "newest release of that series"
+        )
+    return text
 
 
 class DockerInDocker(SimpleRockerExtension):
@@ -74,6 +214,60 @@ class DockerInDocker(SimpleRockerExtension):
             default=defaults.get("docker_in_docker_timeout", DEFAULT_TIMEOUT),
             help="how long the entrypoint waits for the inner daemon's API before it gives up",
         )
+        parser.add_argument(
+            "--docker-in-docker-storage-driver",
+            choices=STORAGE_DRIVERS,
+            metavar="NAME",
+            default=defaults.get("docker_in_docker_storage_driver"),
+            help="the inner daemon's storage driver, one of: %(choices)s (default: overlay2, "
+            "falling back with a warning to one that works where overlay2 cannot)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-daemon-config",
+            metavar="FILE",
+            default=defaults.get("docker_in_docker_daemon_config"),
+            help="a JSON file of settings for the inner daemon's daemon.json",
+        )
+        parser.add_argument(
+            "--docker-in-docker-registry-mirror",
+            type=_registry_mirror,
+            action="append",
+            metavar="URL",
+            default=defaults.get("docker_in_docker_registry_mirror"),
+            help="a registry mirror for the inner daemon's pulls from Docker Hub (repeatable)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-insecure-registry",
+            type=_insecure_registry,
+            action="append",
+            metavar="HOST",
+            default=defaults.get("docker_in_docker_insecure_registry"),
+            help="a registry, host[:port] or CIDR, the inner daemon reaches over plain HTTP or "
+            "without checking its certificate (repeatable)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-mtu",
+            type=_mtu,
+            metavar="N|auto",
+            default=defaults.get("docker_in_docker_mtu"),
+            help="the MTU of the inner daemon's networks (default: auto, the container's eth0)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-address-pool",
+            type=_address_pool,
+            action="append",
+            metavar="CIDR/SIZE",
+            default=defaults.get("docker_in_docker_address_pool"),
+            help="where the inner daemon takes its networks' subnets from, such as "
+            "10.201.0.0/16/24 (repeatable)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-version",
+            type=_docker_version,
+            metavar="VERSION",
+            default=defaults.get("docker_in_docker_version"),
+            help="the Docker release to install in docker-ce packages mode, such as 27.3.1 or 27",
+        )
 
     def validate_environment(self, cliargs, parser):
         """Refuse, before anything is built, what would break the inner daemon's isolation."""
@@ -95,6 +289,19 @@ class DockerInDocker(SimpleRockerExtension):
                     "volume: the container has a daemon of its own; to use a host image inside, "
                     "docker save it to a file in a mounted folder and docker load it there"
                 )
+        if cliargs.get("docker_in_docker_version") and (
+            cliargs.get("docker_in_docker_packages") == "distro"
+        ):
+            parser.error(
+                f"--docker-in-docker-version {cliargs['docker_in_docker_version']} needs "
+                "--docker-in-docker-packages docker-ce: it picks a release from Docker's own apt "
+                "repository, while distro mode installs the one version the base distribution "
+                "ships. Drop the version, or use docker-ce packages mode"
+            )
+        try:
+            daemon_settings(cliargs)
+        except ValueError as error:
+            parser.error(str(error))
 
     def invoke_after(self, cliargs):
         # The user extension creates the user that our snippet adds to the docker group.
@@ -113,14 +320,29 @@ class DockerInDocker(SimpleRockerExtension):
         # runs as another user gets that user back in the user snippet, unless --user decides.
         base_user = (base.get("User") or "").split(":")[0]
         restore_user = "" if cliargs.get("user") or base_user in ("", "root", "0") else base_user
+        packages_mode = cliargs.get("docker_in_docker_packages") or "docker-ce"
+        install = []
+        if cliargs.get("docker_in_docker_version"):
+            install += ["--version", cliargs["docker_in_docker_version"]]
+        # Only a driver that needs a program of its own changes the install step; any other
+        # keeps its cached layer, which takes a minute to build.
+        if daemon_settings(cliargs).get("storage-driver") == "fuse-overlayfs":
+            install += ["--storage-driver", "fuse-overlayfs"]
         return {
-            "packages_mode": cliargs.get("docker_in_docker_packages") or "docker-ce",
+            "packages_mode": packages_mode,
+            "install_args": shlex.join([*install, packages_mode]),
+            "inner_config": INNER_CONFIG,
             "docker_group_user": _rocker_user(cliargs) or restore_user,
             "restore_user": base.get("User") if restore_user else "",
             "inner_socket": INNER_SOCKET,
             "entrypoint": json.dumps(entrypoint),
             "cmd": json.dumps(cmd) if cmd else "",
         }
+
+    def get_files(self, cliargs):
+        files = super().get_files(cliargs)
+        files[CONFIG_FILE] = json.dumps(daemon_settings(cliargs), indent=2, sort_keys=True) + "\n"
+        return files
 
     def get_docker_args(self, cliargs):
         timeout = cliargs.get("docker_in_docker_timeout") or DEFAULT_TIMEOUT
@@ -140,6 +362,96 @@ class DockerInDocker(SimpleRockerExtension):
         if not image:
             return {}
         return get_docker_client().inspect_image(image).get("Config") or {}
+
+
+# (option's argparse destination, daemon.json key) of the options that add to a list.
+_LIST_OPTIONS = (
+    ("docker_in_docker_registry_mirror", "registry-mirrors"),
+    ("docker_in_docker_insecure_registry", "insecure-registries"),
+    ("docker_in_docker_address_pool", "default-address-pools"),
+)
+# ... and of those that set one value.
+_VALUE_OPTIONS = (
+    ("docker_in_docker_storage_driver", "storage-driver"),
+    ("docker_in_docker_mtu", "mtu"),
+)
+
+
+def daemon_settings(cliargs) -> dict:
+    """rocker's part of the inner daemon's daemon.json: the object in
+    --docker-in-docker-daemon-config's file, with the options added. The list options add to
+    the file's lists; an option that sets a value the file sets otherwise is a ValueError, as
+    is a file that cannot be read, is not JSON or not an object. Each message names the file,
+    and for JSON errors the line and column."""
+    path = cliargs.get("docker_in_docker_daemon_config")
+    settings = _read_daemon_config(path) if path else {}
+    where = f"--docker-in-docker-daemon-config {path}"
+
+    for dest, key in _LIST_OPTIONS:
+        extra = cliargs.get(dest) or []
+        if not extra:
+            continue
+        present = settings.get(key, [])
+        if not isinstance(present, list):
+            raise ValueError(
+                f'{where}: "{key}" is {_json_kind(present)}, so {_flag(dest)} cannot add to '
+                "it; make it a list"
+            )
+        settings[key] = present + [item for item in extra if item not in present]
+
+    for dest, key in _VALUE_OPTIONS:
+        value = cliargs.get(dest)
+        if value is None or value == "auto":
+            continue
+        if key in settings and settings[key] != value:
+            raise ValueError(
+                f'{_flag(dest)} {value} and {where}, which sets "{key}": '
+                f"{json.dumps(settings[key])}, disagree: give it in one place"
+            )
+        settings[key] = value
+
+    driver = settings.get("storage-driver")
+    if driver is not None and driver not in STORAGE_DRIVERS:
+        raise ValueError(
+            f'{where}: "storage-driver": {json.dumps(driver)} is not a driver the inner daemon '
+            f"can use; use one of {', '.join(STORAGE_DRIVERS)}"
+        )
+    return settings
+
+
+def _read_daemon_config(path: str) -> dict:
+    where = f"--docker-in-docker-daemon-config {path}"
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read()
+    except OSError as error:
+        raise ValueError(f"{where}: cannot read it: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{where}: not UTF-8 text ({error.reason})") from error
+    try:
+        settings = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(
+            f"{where}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
+        ) from error
+    if not isinstance(settings, dict):
+        raise ValueError(
+            f"{where}: holds {_json_kind(settings)}; a daemon.json holds one JSON object, such "
+            'as {"log-level": "warn"}'
+        )
+    return settings
+
+
+def _json_kind(value) -> str:
+    if isinstance(value, bool):
+        return f"a boolean ({json.dumps(value)})"
+    kinds = {dict: "an object", list: "a list", str: "a string", type(None): "null"}
+    return kinds.get(type(value), f"a number ({json.dumps(value)})")
+
+
+def _flag(dest: str) -> str:
+    """The option of an argparse destination: docker_in_docker_mtu -> --docker-in-docker-mtu."""
+    return "--" + dest.replace("_", "-")
 
 
 def _rocker_user(cliargs) -> str:

@@ -101,6 +101,10 @@ def test_installed_wheel_renders_the_snippet(wheel, tmp_path):
     ]
     assert len(entrypoints) == 1, rendered["snippet"]
     assert json.loads(entrypoints[0][len("ENTRYPOINT ") :]) == [INIT, "-g", "--", ENTRYPOINT]
+    # The package's scripts, and rocker's settings for the inner daemon, which are generated.
     assert rendered["files"] == sorted(
-        path.replace("deps_rocker/files/", "") for path in PACKAGE_DATA[1:]
+        [
+            *(path.replace("deps_rocker/files/", "") for path in PACKAGE_DATA[1:]),
+            "docker_in_docker/daemon.json",
+        ]
     )

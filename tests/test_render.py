@@ -112,6 +112,7 @@ def test_files_ship_the_scripts(extension):
         "docker_in_docker/dind-daemon",
         "docker_in_docker/entrypoint",
         "docker_in_docker/sudoers",
+        "docker_in_docker/daemon.json",  # rocker's settings for the inner daemon
     }
     for name in ("install-docker", "dind-daemon", "entrypoint"):
         assert files[f"docker_in_docker/{name}"].startswith("#!/bin/sh\n")

@@ -1,0 +1,256 @@
+"""The inner daemon's options without a daemon: parsing, validation, the daemon.json rocker
+writes and the install step."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import pytest
+
+from deps_rocker.docker_in_docker import DockerInDocker, daemon_settings
+
+# A daemon.json as a user might keep one beside their project.
+DAEMON_CONFIG = """{
+  "log-level": "warn",
+  "registry-mirrors": ["https://mirror.example.com"],
+  "features": {"containerd-snapshotter": false}
+}
+"""
+
+
+@pytest.fixture
+def extension(monkeypatch):
+    """The extension with no engine behind it: an empty base image config."""
+    monkeypatch.setattr(DockerInDocker, "_base_image_config", lambda self, cliargs: {})
+    return DockerInDocker()
+
+
+def parse(*argv: str) -> dict:
+    parser = argparse.ArgumentParser(prog="rocker")
+    DockerInDocker.register_arguments(parser, {})
+    return vars(parser.parse_args(["--docker-in-docker", *argv]))
+
+
+def refused(capsys, *argv: str) -> str:
+    """rocker's exit for a bad option value (2), and argparse's message."""
+    with pytest.raises(SystemExit) as exit_info:
+        parse(*argv)
+    assert exit_info.value.code == 2
+    return capsys.readouterr().err
+
+
+def validate(extension, capsys, cliargs: dict) -> str:
+    """validate_environment's parser.error: exit 2 and its message."""
+    parser = argparse.ArgumentParser(prog="rocker")
+    with pytest.raises(SystemExit) as exit_info:
+        extension.validate_environment(cliargs, parser)
+    assert exit_info.value.code == 2
+    return " ".join(capsys.readouterr().err.split())
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    def write(text: str) -> str:
+        path = tmp_path / "daemon.json"
+        path.write_text(text)
+        return str(path)
+
+    return write
+
+
+def test_options_default_to_nothing_set():
+    cliargs = parse()
+    for option in (
+        "storage_driver",
+        "daemon_config",
+        "registry_mirror",
+        "insecure_registry",
+        "mtu",
+        "address_pool",
+        "version",
+    ):
+        assert cliargs[f"docker_in_docker_{option}"] is None, option
+    assert daemon_settings(cliargs) == {}
+
+
+def test_options_become_daemon_json_settings():
+    cliargs = parse(
+        *("--docker-in-docker-storage-driver", "vfs"),
+        *("--docker-in-docker-registry-mirror", "https://mirror.example.com"),
+        *("--docker-in-docker-registry-mirror", "http://10.0.0.5:5000"),
+        *("--docker-in-docker-insecure-registry", "registry.local:5000"),
+        *("--docker-in-docker-insecure-registry", "10.0.0.0/8"),
+        *("--docker-in-docker-insecure-registry", "[fd00::1]:5000"),
+        *("--docker-in-docker-mtu", "1400"),
+        *("--docker-in-docker-address-pool", "10.201.0.0/16/24"),
+        *("--docker-in-docker-address-pool", "fd00:dead::/48/64"),
+    )
+    assert daemon_settings(cliargs) == {
+        "storage-driver": "vfs",
+        "registry-mirrors": ["https://mirror.example.com", "http://10.0.0.5:5000"],
+        "insecure-registries": ["registry.local:5000", "10.0.0.0/8", "[fd00::1]:5000"],
+        "mtu": 1400,
+        "default-address-pools": [
+            {"base": "10.201.0.0/16", "size": 24},
+            {"base": "fd00:dead::/48", "size": 64},
+        ],
+    }
+
+
+def test_mtu_auto_leaves_it_to_the_container():
+    assert parse("--docker-in-docker-mtu", "auto")["docker_in_docker_mtu"] == "auto"
+    assert "mtu" not in daemon_settings(parse("--docker-in-docker-mtu", "auto"))
+
+
+def test_config_file_is_the_base_and_options_add_to_its_lists(config_file):
+    cliargs = parse(
+        *("--docker-in-docker-daemon-config", config_file(DAEMON_CONFIG)),
+        *("--docker-in-docker-registry-mirror", "https://mirror.example.com"),
+        *("--docker-in-docker-registry-mirror", "https://second.example.com"),
+        *("--docker-in-docker-storage-driver", "overlay2"),
+    )
+    assert daemon_settings(cliargs) == {
+        "log-level": "warn",
+        "registry-mirrors": ["https://mirror.example.com", "https://second.example.com"],
+        "features": {"containerd-snapshotter": False},
+        "storage-driver": "overlay2",
+    }
+
+
+@pytest.mark.parametrize(
+    "argv, says",
+    [
+        (["--docker-in-docker-storage-driver", "aufs"], "invalid choice: 'aufs'"),
+        (["--docker-in-docker-mtu", "10"], "'10' is not an MTU"),
+        (["--docker-in-docker-mtu", "big"], "'big' is not an MTU"),
+        (["--docker-in-docker-registry-mirror", "mirror.example.com"], "'mirror.example.com'"),
+        (["--docker-in-docker-registry-mirror", "ftp://mirror.example.com"], "'ftp://"),
+        (["--docker-in-docker-registry-mirror", "https://m.example.com/?x=1"], "'https://m."),
+        (["--docker-in-docker-registry-mirror", "https://m.example.com:port"], "'https://m."),
+        (["--docker-in-docker-insecure-registry", "http://registry.local"], "leave out the"),
+        (["--docker-in-docker-insecure-registry", "registry.local:99999"], "'registry.local:"),
+        (["--docker-in-docker-insecure-registry", "10.0.0.0/40"], "'10.0.0.0/40'"),
+        (["--docker-in-docker-insecure-registry", "bad_host"], "'bad_host'"),
+        (["--docker-in-docker-address-pool", "10.201.0.0/16"], "'10.201.0.0/16'"),
+        (["--docker-in-docker-address-pool", "10.201.0.1/16/24"], "'10.201.0.1/16/24'"),
+        (["--docker-in-docker-address-pool", "10.201.0.0/16/8"], "'10.201.0.0/16/8'"),
+        (["--docker-in-docker-address-pool", "10.201.0.0/16/33"], "'10.201.0.0/16/33'"),
+        (["--docker-in-docker-version", "latest"], "'latest' is not a Docker version"),
+        (["--docker-in-docker-version", "27.x"], "'27.x' is not a Docker version"),
+    ],
+)
+def test_bad_values_exit_2_naming_the_value_and_what_works(capsys, argv, says):
+    message = " ".join(refused(capsys, *argv).split())
+    assert f"argument {argv[0]}:" in message
+    assert says in message
+    # ... and what would be accepted: a choice list or an example.
+    assert "choose from" in message or "such as" in message or "give" in message
+
+
+def test_mirror_with_credentials_is_refused_without_echoing_them(capsys):
+    message = refused(capsys, "--docker-in-docker-registry-mirror", "https://me:s3cret@m.example")
+    assert "m.example" in message
+    assert "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('{"log-level": "warn",\n  "debug": tru}\n', "not valid JSON at line 2, column 12"),
+        ('{"log-level": "warn"', "not valid JSON at line 1, column 21"),
+        ('["https://mirror.example.com"]', "holds a list; a daemon.json holds one JSON object"),
+        ('"warn"', "holds a string"),
+        ('{"storage-driver": "aufs"}', '"storage-driver": "aufs" is not a driver'),
+    ],
+)
+def test_bad_config_file_is_refused_naming_file_and_place(
+    extension, capsys, config_file, text, says
+):
+    path = config_file(text)
+    message = validate(extension, capsys, parse("--docker-in-docker-daemon-config", path))
+    assert f"--docker-in-docker-daemon-config {path}:" in message
+    assert says in message
+
+
+def test_missing_config_file_is_refused(extension, capsys, tmp_path):
+    path = tmp_path / "nowhere.json"
+    message = validate(extension, capsys, parse("--docker-in-docker-daemon-config", str(path)))
+    assert f"{path}: cannot read it: No such file or directory" in message
+
+
+def test_option_that_contradicts_the_config_file_is_refused(extension, capsys, config_file):
+    path = config_file('{"mtu": 1500}')
+    cliargs = parse("--docker-in-docker-daemon-config", path, "--docker-in-docker-mtu", "1400")
+    message = validate(extension, capsys, cliargs)
+    assert f"--docker-in-docker-mtu 1400 and --docker-in-docker-daemon-config {path}" in message
+    assert '"mtu": 1500' in message
+    # The same value in both places is no contradiction.
+    same = parse("--docker-in-docker-daemon-config", path, "--docker-in-docker-mtu", "1500")
+    assert daemon_settings(same)["mtu"] == 1500
+
+
+def test_list_option_cannot_add_to_a_config_value_that_is_no_list(extension, capsys, config_file):
+    path = config_file('{"insecure-registries": "registry.local"}')
+    cliargs = parse(
+        "--docker-in-docker-daemon-config",
+        path,
+        "--docker-in-docker-insecure-registry",
+        "other.local",
+    )
+    message = validate(extension, capsys, cliargs)
+    assert '"insecure-registries" is a string' in message
+    assert "--docker-in-docker-insecure-registry cannot add to it" in message
+
+
+def test_version_in_distro_mode_is_refused(extension, capsys):
+    cliargs = parse("--docker-in-docker-packages", "distro", "--docker-in-docker-version", "27.3.1")
+    message = validate(extension, capsys, cliargs)
+    assert "--docker-in-docker-version 27.3.1 needs --docker-in-docker-packages docker-ce" in (
+        message
+    )
+
+
+def test_version_in_docker_ce_mode_pins_the_install(extension):
+    cliargs = parse("--docker-in-docker-version", "27.3.1")
+    extension.validate_environment(cliargs, argparse.ArgumentParser())
+    snippet = extension.get_snippet(cliargs)
+    assert "RUN sh /usr/local/lib/deps-rocker/install-docker --version 27.3.1 docker-ce\n" in (
+        snippet
+    )
+
+
+def test_only_fuse_overlayfs_changes_the_install_step(extension):
+    plain = "RUN sh /usr/local/lib/deps-rocker/install-docker distro\n"
+    for driver in ("overlay2", "vfs", "btrfs", "zfs"):
+        cliargs = parse(
+            "--docker-in-docker-packages", "distro", "--docker-in-docker-storage-driver", driver
+        )
+        assert plain in extension.get_snippet(cliargs), driver
+    cliargs = parse(
+        "--docker-in-docker-packages",
+        "distro",
+        "--docker-in-docker-storage-driver",
+        "fuse-overlayfs",
+    )
+    assert (
+        "RUN sh /usr/local/lib/deps-rocker/install-docker --storage-driver fuse-overlayfs distro\n"
+        in extension.get_snippet(cliargs)
+    )
+
+
+def test_settings_are_written_to_the_build_context_and_copied(extension, config_file):
+    cliargs = parse(
+        "--docker-in-docker-daemon-config",
+        config_file(DAEMON_CONFIG),
+        "--docker-in-docker-address-pool",
+        "10.201.0.0/16/24",
+    )
+    files = extension.get_files(cliargs)
+    assert json.loads(files["docker_in_docker/daemon.json"]) == daemon_settings(cliargs)
+    snippet = extension.get_snippet(cliargs)
+    copy = "COPY docker_in_docker/daemon.json /usr/local/lib/deps-rocker/daemon.json\n"
+    assert copy in snippet
+    # Late in the Dockerfile: other settings reuse the cached install.
+    assert snippet.index("RUN sh /usr/local/lib/deps-rocker/install-docker") < snippet.index(copy)
+    assert json.loads(extension.get_files(parse())["docker_in_docker/daemon.json"]) == {}
