@@ -20,6 +20,11 @@ container knows (the MTU of its eth0, whether overlay2 works on its ``/var/lib/d
 dockerd is then started with that one file and no other option, because it refuses a setting
 given both as a flag and in its configuration file.
 
+Two options act at run time instead: ``--docker-in-docker-volume`` keeps the inner store in a
+named volume (``dind-daemon`` locks it, so two daemons never share one), and
+``--docker-in-docker-load`` saves host images into a folder mounted read-only, which the inner
+daemon loads once its API answers.
+
 A derived image that sets ENTRYPOINT loses the base image's ENTRYPOINT and CMD, so both are
 read from the base image when the Dockerfile is generated: the base entrypoint runs after the
 daemon is up, and with no command the base CMD runs.
@@ -28,14 +33,20 @@ daemon is up, and with no command the base CMD runs.
 from __future__ import annotations
 
 import argparse
+import atexit
 import ipaddress
 import json
 import os
 import re
 import shlex
+import shutil
+import subprocess
+import sys
+import tempfile
 from urllib.parse import urlsplit
 
-from rocker.core import get_docker_client, get_user_name
+import docker
+from rocker.core import OPERATIONS_DRY_RUN, get_docker_client, get_user_name
 
 from .extension import SimpleRockerExtension
 
@@ -53,6 +64,8 @@ INNER_SOCKET = "/var/run/docker.sock"
 # rocker's part of the inner daemon's daemon.json, in the build context and in the image.
 CONFIG_FILE = "docker_in_docker/daemon.json"
 INNER_CONFIG = "/usr/local/lib/deps-rocker/daemon.json"
+# Where the archives of --docker-in-docker-load appear in the container.
+LOAD_FOLDER = "/run/docker-in-docker/load"
 # Where a host daemon's socket usually is; DOCKER_HOST may name another.
 HOST_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
@@ -191,6 +204,17 @@ def _docker_version(text: str) -> str:
     return text
 
 
+def _volume_name(text: str) -> str:
+    """--docker-in-docker-volume: a name the engine accepts for a volume."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]+", text):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a volume name: give a name of two or more letters, digits, '_', "
+            "'.' or '-', starting with a letter or digit, such as dind-store; the engine "
+            "creates the volume when it does not exist yet"
+        )
+    return text
+
+
 class DockerInDocker(SimpleRockerExtension):
     name = "docker_in_docker"
     help = (
@@ -268,6 +292,23 @@ class DockerInDocker(SimpleRockerExtension):
             default=defaults.get("docker_in_docker_version"),
             help="the Docker release to install in docker-ce packages mode, such as 27.3.1 or 27",
         )
+        parser.add_argument(
+            "--docker-in-docker-volume",
+            type=_volume_name,
+            metavar="NAME",
+            default=defaults.get("docker_in_docker_volume"),
+            help="keep the inner daemon's images, containers and volumes in this named volume, "
+            "which outlives the container (one container at a time may use it)",
+        )
+        parser.add_argument(
+            "--docker-in-docker-load",
+            nargs="+",
+            action="extend",
+            metavar="IMAGE",
+            default=defaults.get("docker_in_docker_load"),
+            help="host images to copy into the inner daemon when it starts; end the list with "
+            "-- before rocker's image",
+        )
 
     def validate_environment(self, cliargs, parser):
         """Refuse, before anything is built, what would break the inner daemon's isolation."""
@@ -287,7 +328,7 @@ class DockerInDocker(SimpleRockerExtension):
                     "into a --docker-in-docker container: commands inside would drive the host's "
                     "daemon (Docker-out-of-Docker) and nothing would be isolated. Drop that "
                     "volume: the container has a daemon of its own; to use a host image inside, "
-                    "docker save it to a file in a mounted folder and docker load it there"
+                    "add --docker-in-docker-load IMAGE --"
                 )
         if cliargs.get("docker_in_docker_version") and (
             cliargs.get("docker_in_docker_packages") == "distro"
@@ -302,6 +343,17 @@ class DockerInDocker(SimpleRockerExtension):
             daemon_settings(cliargs)
         except ValueError as error:
             parser.error(str(error))
+        missing = [
+            image
+            for image in cliargs.get("docker_in_docker_load") or []
+            if not _host_has_image(image)
+        ]
+        if missing:
+            parser.error(
+                f"--docker-in-docker-load: the host's engine has no image {', '.join(missing)}. "
+                "docker images lists the images it has; pull or build the image on the host "
+                "first, and end the list of images with -- before rocker's image"
+            )
 
     def invoke_after(self, cliargs):
         # The user extension creates the user that our snippet adds to the docker group.
@@ -344,15 +396,56 @@ class DockerInDocker(SimpleRockerExtension):
         files[CONFIG_FILE] = json.dumps(daemon_settings(cliargs), indent=2, sort_keys=True) + "\n"
         return files
 
+    def precondition_environment(self, cliargs):
+        """Save the images of --docker-in-docker-load into a folder that get_docker_args mounts.
+        rocker calls this right before `docker run`, after the build, and also in dry-run."""
+        images = cliargs.get("docker_in_docker_load") or []
+        if not cliargs.get(self.name) or not images:
+            return
+        folder = tempfile.mkdtemp(prefix="deps-rocker-load-")
+        client = get_docker_client()
+        for number, image in enumerate(images):
+            archive = os.path.join(folder, f"{number:03d}.tar")
+            try:
+                with open(archive, "wb") as out:
+                    for chunk in client.get_image(image):
+                        out.write(chunk)
+            except (docker.errors.DockerException, OSError) as error:
+                shutil.rmtree(folder, ignore_errors=True)
+                _say(f"ERROR: could not save host image {image} for the inner daemon: {error}")
+                # rocker stops the run, with its own line, on this one exception type only.
+                raise subprocess.CalledProcessError(1, ["docker", "save", image]) from error
+        size = sum(os.path.getsize(os.path.join(folder, name)) for name in os.listdir(folder))
+        _say(f"saved {len(images)} host image(s) for the inner daemon ({size / 1e6:.0f} MB)")
+        self._load_folder = folder
+
+        # The folder must outlive the container's start. Without --detach, --nocleanup or
+        # dry-run, the container is gone when rocker exits; otherwise it may still need it.
+        if cliargs.get("mode") == OPERATIONS_DRY_RUN:
+            _say(f"the saved images stay in {folder}: remove it after running the command")
+        elif cliargs.get("detach") or cliargs.get("nocleanup"):
+            _say(
+                f"the saved images stay in {folder}, which the container mounts: remove it "
+                "once the container is removed"
+            )
+        else:
+            atexit.register(shutil.rmtree, folder, ignore_errors=True)
+
     def get_docker_args(self, cliargs):
         timeout = cliargs.get("docker_in_docker_timeout") or DEFAULT_TIMEOUT
+        volume = cliargs.get("docker_in_docker_volume")
         args = [
             "--privileged",
             "--volume",
-            "/var/lib/docker",
+            f"{volume}:/var/lib/docker" if volume else "/var/lib/docker",
             "--env",
             f"DEPS_ROCKER_DIND_TIMEOUT={timeout}",
         ]
+        if volume:
+            args += ["--env", f"DEPS_ROCKER_DIND_VOLUME={volume}"]
+        load_folder = getattr(self, "_load_folder", None)
+        if load_folder:
+            args += ["--volume", f"{load_folder}:{LOAD_FOLDER}:ro"]
         # rocker glues every extension's arguments into one string: start with a space.
         return " " + shlex.join(args)
 
@@ -452,6 +545,19 @@ def _json_kind(value) -> str:
 def _flag(dest: str) -> str:
     """The option of an argparse destination: docker_in_docker_mtu -> --docker-in-docker-mtu."""
     return "--" + dest.replace("_", "-")
+
+
+def _host_has_image(image: str) -> bool:
+    try:
+        get_docker_client().inspect_image(image)
+    except docker.errors.NotFound:
+        return False
+    return True
+
+
+def _say(message: str) -> None:
+    """One line for the user, on stderr, with the prefix every line of the extension has."""
+    print(f"docker-in-docker: {message}", file=sys.stderr, flush=True)
 
 
 def _rocker_user(cliargs) -> str:

@@ -1,13 +1,17 @@
 """The inner daemon's options without a daemon: parsing, validation, the daemon.json rocker
-writes and the install step."""
+writes, the install step and the docker run arguments they lead to."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import shutil
+from pathlib import Path
 
 import pytest
 
+from deps_rocker import docker_in_docker
 from deps_rocker.docker_in_docker import DockerInDocker, daemon_settings
 
 # A daemon.json as a user might keep one beside their project.
@@ -21,8 +25,9 @@ DAEMON_CONFIG = """{
 
 @pytest.fixture
 def extension(monkeypatch):
-    """The extension with no engine behind it: an empty base image config."""
+    """The extension with no engine behind it: an empty base image config, every image present."""
     monkeypatch.setattr(DockerInDocker, "_base_image_config", lambda self, cliargs: {})
+    monkeypatch.setattr(docker_in_docker, "_host_has_image", lambda image: True)
     return DockerInDocker()
 
 
@@ -69,6 +74,8 @@ def test_options_default_to_nothing_set():
         "mtu",
         "address_pool",
         "version",
+        "volume",
+        "load",
     ):
         assert cliargs[f"docker_in_docker_{option}"] is None, option
     assert daemon_settings(cliargs) == {}
@@ -138,6 +145,8 @@ def test_config_file_is_the_base_and_options_add_to_its_lists(config_file):
         (["--docker-in-docker-address-pool", "10.201.0.0/16/33"], "'10.201.0.0/16/33'"),
         (["--docker-in-docker-version", "latest"], "'latest' is not a Docker version"),
         (["--docker-in-docker-version", "27.x"], "'27.x' is not a Docker version"),
+        (["--docker-in-docker-volume", "/var/lib/dind"], "'/var/lib/dind' is not a volume"),
+        (["--docker-in-docker-volume", "a"], "'a' is not a volume name"),
     ],
 )
 def test_bad_values_exit_2_naming_the_value_and_what_works(capsys, argv, says):
@@ -152,6 +161,14 @@ def test_mirror_with_credentials_is_refused_without_echoing_them(capsys):
     message = refused(capsys, "--docker-in-docker-registry-mirror", "https://me:s3cret@m.example")
     assert "m.example" in message
     assert "s3cret" not in message
+
+
+def test_load_takes_several_images_and_adds_up_over_repeats():
+    cliargs = parse(
+        *("--docker-in-docker-load", "a:1", "b:2"),
+        *("--docker-in-docker-load", "c:3"),
+    )
+    assert cliargs["docker_in_docker_load"] == ["a:1", "b:2", "c:3"]
 
 
 @pytest.mark.parametrize(
@@ -239,6 +256,14 @@ def test_only_fuse_overlayfs_changes_the_install_step(extension):
     )
 
 
+def test_missing_host_image_to_load_is_refused(extension, capsys, monkeypatch):
+    monkeypatch.setattr(docker_in_docker, "_host_has_image", lambda image: image == "here:1")
+    cliargs = parse("--docker-in-docker-load", "here:1", "gone:2")
+    message = validate(extension, capsys, cliargs)
+    assert "--docker-in-docker-load: the host's engine has no image gone:2." in message
+    assert "here:1" not in message
+
+
 def test_settings_are_written_to_the_build_context_and_copied(extension, config_file):
     cliargs = parse(
         "--docker-in-docker-daemon-config",
@@ -254,3 +279,73 @@ def test_settings_are_written_to_the_build_context_and_copied(extension, config_
     # Late in the Dockerfile: other settings reuse the cached install.
     assert snippet.index("RUN sh /usr/local/lib/deps-rocker/install-docker") < snippet.index(copy)
     assert json.loads(extension.get_files(parse())["docker_in_docker/daemon.json"]) == {}
+
+
+def test_named_volume_replaces_the_anonymous_one(extension):
+    args = shlex.split(extension.get_docker_args(parse("--docker-in-docker-volume", "dind-store")))
+    assert args[args.index("--privileged") + 1 : args.index("--privileged") + 3] == [
+        "--volume",
+        "dind-store:/var/lib/docker",
+    ]
+    assert "/var/lib/docker" not in args
+    assert "DEPS_ROCKER_DIND_VOLUME=dind-store" in args
+
+
+class FakeClient:
+    """The part of the docker SDK's low-level client that saving images uses."""
+
+    def __init__(self):
+        self.saved = []
+
+    def get_image(self, image):
+        self.saved.append(image)
+        yield f"archive of {image}".encode()
+
+
+@pytest.fixture
+def fake_client(monkeypatch):
+    client = FakeClient()
+    monkeypatch.setattr(docker_in_docker, "get_docker_client", lambda: client)
+    return client
+
+
+@pytest.fixture
+def exit_hooks(monkeypatch):
+    hooks = []
+    monkeypatch.setattr(docker_in_docker.atexit, "register", lambda *args, **kw: hooks.append(args))
+    return hooks
+
+
+def test_images_to_load_are_saved_and_mounted_read_only(extension, fake_client, exit_hooks):
+    cliargs = {**parse("--docker-in-docker-load", "a:1", "b:2"), "mode": "non-interactive"}
+    extension.precondition_environment(cliargs)
+    args = shlex.split(extension.get_docker_args(cliargs))
+    mount = args[args.index("--volume", args.index("--env")) + 1]
+    folder, inside, options = mount.split(":")
+    assert (inside, options) == ("/run/docker-in-docker/load", "ro")
+    archives = sorted(p.name for p in Path(folder).iterdir())
+    assert archives == ["000.tar", "001.tar"]
+    assert fake_client.saved == ["a:1", "b:2"]
+    # Removed when rocker exits: the container is gone by then.
+    assert exit_hooks and exit_hooks[0][1] == folder
+    exit_hooks[0][0](folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize(
+    "extra", [{"mode": "dry-run"}, {"detach": True}, {"nocleanup": True}], ids=str
+)
+def test_saved_images_stay_where_the_container_may_still_need_them(
+    extension, fake_client, exit_hooks, capsys, extra
+):
+    cliargs = {**parse("--docker-in-docker-load", "a:1"), "mode": "non-interactive", **extra}
+    extension.precondition_environment(cliargs)
+    assert not exit_hooks
+    folder = extension._load_folder
+    assert f"docker-in-docker: the saved images stay in {folder}" in capsys.readouterr().err
+    shutil.rmtree(folder)
+
+
+def test_nothing_is_saved_without_load(extension, fake_client):
+    extension.precondition_environment({**parse(), "mode": "non-interactive"})
+    assert fake_client.saved == []
+    assert ":/run/docker-in-docker/load" not in extension.get_docker_args(parse())
