@@ -39,6 +39,7 @@ echo "insecure-hosts=$(info '{{range .RegistryConfig.IndexConfigs}}{{if not .Sec
 {{end}}{{end}}')"
 echo "insecure-cidrs=$(info '{{range .RegistryConfig.InsecureRegistryCIDRs}}{{.}} {{end}}')"
 echo "labels=$(info '{{range .Labels}}{{.}} {{end}}')"
+echo "debug=$(info '{{.Debug}}')"
 echo "http-proxy=$(info '{{.HTTPProxy}}')"
 echo "no-proxy=$(info '{{.NoProxy}}')"
 docker network create deps-rocker-cfg-inner >/dev/null
@@ -105,10 +106,13 @@ def wait_for(predicate, timeout=60.0):
 
 @pytest.fixture(scope="module")
 def configured(engine, tmp_path_factory):
-    """One rocker run with every daemon.json option and a proxy, printing what dockerd got."""
+    """One rocker run with every daemon.json option, a proxy and a daemon.json of the
+    container's own, printing what dockerd got."""
     work = tmp_path_factory.mktemp("configured")
     work.chmod(0o755)
     (work / "daemon.json").write_text(DAEMON_CONFIG)
+    # The container's own: its labels lose to rocker's settings, its debug stays.
+    (work / "etc-daemon.json").write_text('{"debug": true, "labels": ["overridden"]}\n')
     show = script(work, "show-config.sh", SHOW_CONFIG)
     result = run_rocker(
         *dind_args(
@@ -120,7 +124,8 @@ def configured(engine, tmp_path_factory):
             *("--docker-in-docker-address-pool", "10.201.0.0/16/24"),
             # Never contacted: these tests pull nothing.
             *("--env", "HTTP_PROXY=http://proxy.invalid:3128", "NO_PROXY=localhost"),
-            *("--volume", f"{work}:/work", "--"),
+            *("--volume", f"{work}:/work", f"{work}/etc-daemon.json:/etc/docker/daemon.json"),
+            "--",
         ),
         BASE_IMAGE,
         show,
@@ -140,6 +145,13 @@ def test_config_file_and_mirror_options_reach_the_daemon(configured):
         "https://mirror-from-file.invalid/",
         "https://mirror.invalid:5000/",
     ]
+
+
+def test_containers_own_daemon_json_is_merged_under_rockers_settings(configured):
+    assert configured["values"]["debug"] == "true"
+    assert "overridden" not in configured["values"]["labels"]
+    merged = "docker-in-docker: configuration: /etc/docker/daemon.json, with rocker's settings"
+    assert merged in configured["output"]
 
 
 def test_insecure_registries_reach_the_daemon(configured):
