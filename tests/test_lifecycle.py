@@ -193,3 +193,26 @@ def test_stop_hangs_up_a_command_in_its_own_process_group(detached):
     assert took < 8, f"docker stop took {took:.1f}s\n{output}"
     assert container.attrs["State"]["ExitCode"] == 129  # SIGHUP, not SIGKILL
     assert "inner daemon stopped" in output
+
+
+def test_restart_policies_survive_a_container_restart(detached):
+    container = detached("sleep", "infinity")
+    run_inside(
+        container,
+        "cd /work && docker build -q -t probe . >/dev/null"
+        " && docker run -d --restart unless-stopped --name kept probe sleep 1000 >/dev/null",
+    )
+
+    container.restart()  # docker stop, then docker start
+
+    def ready_twice():
+        """a second ready line"""
+        return len(READY.findall(logs(container))) == 2
+
+    wait_for(ready_twice)
+
+    def inner_back():
+        """the unless-stopped inner container running again"""
+        return run_inside(container, "docker ps --format '{{.Names}}'").split() == ["kept"]
+
+    wait_for(inner_back, timeout=30)
