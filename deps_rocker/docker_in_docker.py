@@ -330,6 +330,11 @@ class DockerInDocker(SimpleRockerExtension):
                     "volume: the container has a daemon of its own; to use a host image inside, "
                     "add --docker-in-docker-load IMAGE --"
                 )
+        if cliargs.get("nvidia"):
+            _say(
+                "--nvidia gives the GPU to this container, not to the inner containers: the "
+                "NVIDIA container runtime is not installed for the inner daemon"
+            )
         if cliargs.get("docker_in_docker_version") and (
             cliargs.get("docker_in_docker_packages") == "distro"
         ):
@@ -450,11 +455,15 @@ class DockerInDocker(SimpleRockerExtension):
         return " " + shlex.join(args)
 
     def _base_image_config(self, cliargs) -> dict:
-        """The base image's Config (Entrypoint, Cmd, User, ...), from the host's engine."""
+        """The base image's Config (Entrypoint, Cmd, User, ...), from the host's engine; asked
+        once, though both snippets need it."""
         image = cliargs.get("base_image") or cliargs.get("image")
         if not image:
             return {}
-        return get_docker_client().inspect_image(image).get("Config") or {}
+        cache = self.__dict__.setdefault("_base_configs", {})
+        if image not in cache:
+            cache[image] = get_docker_client().inspect_image(image).get("Config") or {}
+        return cache[image]
 
 
 # (option's argparse destination, daemon.json key) of the options that add to a list.

@@ -197,3 +197,24 @@ def test_base_built_with_this_extension_gets_one_init(extension):
     snippet = extension.get_snippet(parse())
     entrypoint = json.loads(re.search(r"^ENTRYPOINT (.*)$", snippet, re.M).group(1))
     assert entrypoint == [*ours, "/ros_entrypoint.sh"]
+
+
+def test_nvidia_says_what_inner_containers_get(capsys):
+    validate(nvidia=True)
+    assert "not to the inner containers" in capsys.readouterr().err
+
+
+def test_base_image_is_inspected_once(monkeypatch):
+    calls = []
+
+    class Engine:
+        def inspect_image(self, image):
+            calls.append(image)
+            return {"Config": {"Cmd": ["bash"]}}
+
+    monkeypatch.setattr("deps_rocker.docker_in_docker.get_docker_client", Engine)
+    extension = DockerInDocker()
+    cliargs = {**parse(), "base_image": "debian:13"}
+    extension.get_snippet(cliargs)
+    extension.get_user_snippet(cliargs)
+    assert calls == ["debian:13"]
