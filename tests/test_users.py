@@ -107,38 +107,37 @@ def scratch_images(engine, tmp_path, static_busybox):
         engine.images.remove(tag, force=True)
 
 
-def test_base_without_apt_gets_a_clear_error(scratch_images, unique):
-    base = scratch_images(
-        "FROM scratch\n"
-        "COPY busybox /bin/busybox\n"
-        'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
-        "RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd"
-        " && printf 'ID=alpine\\nVERSION_ID=3.20.0\\nPRETTY_NAME=\"Alpine Linux v3.20\"\\n'"
-        " > /etc/os-release\n",
-        f"deps-rocker-test-noapt:{unique}",
-    )
+SUPPORTED = "supported bases: Ubuntu 20.04 and later, Debian 11 and later"
+
+
+@pytest.mark.parametrize(
+    "dockerfile, says",
+    [
+        pytest.param(
+            "FROM scratch\n"
+            "COPY busybox /bin/busybox\n"
+            'RUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            "RUN echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd"
+            " && printf 'ID=alpine\\nVERSION_ID=3.20.0\\nPRETTY_NAME=\"Alpine Linux v3.20\"\\n'"
+            " > /etc/os-release\n",
+            f"the base image (Alpine Linux v3.20) has no apt-get; {SUPPORTED}",
+            id="no-apt",
+        ),
+        pytest.param(
+            f"FROM {BASE_IMAGE}\n"
+            'RUN rm /etc/os-release && printf \'ID=debian\\nVERSION_ID="10"\\n'
+            'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\\n\' > /etc/os-release\n',
+            f"the base image is Debian GNU/Linux 10 (buster); {SUPPORTED}",
+            id="old-release",
+        ),
+    ],
+)
+def test_unsupported_base_gets_a_clear_error(scratch_images, unique, dockerfile, says):
+    base = scratch_images(dockerfile, f"deps-rocker-test-unsupported:{unique}")
     result = run_rocker(*dind_args(), base, "true")
     assert result.returncode != 0
-    assert (
-        "docker-in-docker: ERROR: the base image (Alpine Linux v3.20) has no apt-get; "
-        "supported bases: Ubuntu 20.04 and later, Debian 11 and later"
-    ) in result.stdout
+    assert f"docker-in-docker: ERROR: {says}" in result.stdout
     assert "Executing command" not in result.stdout
-
-
-def test_unsupported_release_gets_a_clear_error(scratch_images, unique):
-    base = scratch_images(
-        f"FROM {BASE_IMAGE}\n"
-        'RUN rm /etc/os-release && printf \'ID=debian\\nVERSION_ID="10"\\n'
-        'PRETTY_NAME="Debian GNU/Linux 10 (buster)"\\n\' > /etc/os-release\n',
-        f"deps-rocker-test-buster:{unique}",
-    )
-    result = run_rocker(*dind_args(), base, "true")
-    assert result.returncode != 0
-    assert (
-        "docker-in-docker: ERROR: the base image is Debian GNU/Linux 10 (buster); "
-        "supported bases: Ubuntu 20.04 and later, Debian 11 and later"
-    ) in result.stdout
 
 
 def test_dry_run_prints_the_command(engine):
