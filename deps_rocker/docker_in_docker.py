@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import atexit
+import copy
 import ipaddress
 import json
 import os
@@ -57,6 +58,8 @@ MAX_TIMEOUT = 3600
 # The storage drivers dockerd offers on Linux; overlay2 is the default.
 STORAGE_DRIVERS = ("overlay2", "fuse-overlayfs", "btrfs", "zfs", "vfs")
 MIN_MTU, MAX_MTU = 68, 65535  # IPv4's smallest MTU, and the largest any link has
+MAX_POOL_BITS = 16  # an address pool cuts at most 2**16 networks
+MAX_CONFIG_BYTES = 1 << 20  # a daemon.json is a few hundred bytes; refuse what cannot be one
 
 INIT = "/usr/bin/docker-init"
 ENTRYPOINT = "/usr/local/lib/deps-rocker/entrypoint"
@@ -70,12 +73,15 @@ LOAD_FOLDER = "/run/docker-in-docker/load"
 HOST_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
 
 
+def _whole_number(text: str) -> int:
+    """A whole number written with ASCII digits alone; -1 for anything else (int() would also
+    take signs, spaces, underscores and other scripts' digits)."""
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else -1
+
+
 def _timeout(text: str) -> int:
     """argparse type for --docker-in-docker-timeout; its message names the bad value."""
-    try:
-        seconds = int(text)
-    except ValueError:
-        seconds = 0
+    seconds = _whole_number(text)
     if not 1 <= seconds <= MAX_TIMEOUT:
         raise ValueError(text)
     return seconds
@@ -92,10 +98,7 @@ def _mtu(text: str):
     """--docker-in-docker-mtu: 'auto', or a whole number of bytes."""
     if text == "auto":
         return text
-    try:
-        mtu = int(text)
-    except ValueError:
-        mtu = 0
+    mtu = _whole_number(text)
     if not MIN_MTU <= mtu <= MAX_MTU:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not an MTU: give auto (the container's eth0, the default) or a whole "
@@ -116,7 +119,12 @@ def _registry_mirror(text: str) -> str:
         or url.scheme not in ("http", "https")
         or not url.hostname
         or url.query
-        or (url.fragment)
+        or url.fragment
+        or not re.fullmatch(r"[\x21-\x7e]+", text)  # printable ASCII, no spaces
+        or "\\" in text
+        or re.search(r"%(?![0-9A-Fa-f]{2})", text)
+        or not _HOSTNAME.match(url.hostname.strip("[]"))
+        and not _is_ip(url.hostname, 6)
     ):
         raise argparse.ArgumentTypeError(
             f"'{text}' is not a registry mirror: give an http:// or https:// URL such as "
@@ -153,15 +161,17 @@ def _insecure_registry(text: str) -> str:
             pass
     else:
         host, port = text, ""
+        port = None
         if text.startswith("["):  # [IPv6]:port
-            host, _, rest = text[1:].partition("]")
-            port = rest[1:] if rest.startswith(":") else rest
-            valid_host = _is_ip(host, version=6)
+            host, bracket, rest = text[1:].partition("]")
+            if rest.startswith(":"):
+                port = rest[1:]
+            valid_host = bool(bracket) and rest in ("", f":{port}") and _is_ip(host, version=6)
         else:
             if text.count(":") == 1:
                 host, port = text.split(":")
             valid_host = _is_ip(host, version=4) or bool(_HOSTNAME.match(host))
-        if valid_host and (port == "" or (port.isdigit() and 1 <= int(port) <= 65535)):
+        if valid_host and (port is None or 1 <= _whole_number(port) <= 65535):
             return text
     raise argparse.ArgumentTypeError(
         f"{problem}: give host[:port], such as registry.local:5000 or 10.0.0.5:5000, or a "
@@ -181,9 +191,9 @@ def _address_pool(text: str) -> dict:
     base, _, size = text.rpartition("/")
     try:
         network = ipaddress.ip_network(base)
-        prefix = int(size)
     except ValueError:
-        network, prefix = None, -1
+        network = None
+    prefix = _whole_number(size)
     if network is None or not network.prefixlen <= prefix <= network.max_prefixlen:
         raise argparse.ArgumentTypeError(
             f"'{text}' is not an address pool: give a network and the size of the networks to "
@@ -191,12 +201,35 @@ def _address_pool(text: str) -> dict:
             "network must be written from its first address and SIZE must be at least its "
             "prefix length"
         )
+    # A subnet must hold a gateway and a container, and dockerd enumerates every subnet of a
+    # pool: a pool of 2**56 of them makes it panic at start (makeslice: cap out of range).
+    largest = network.max_prefixlen - 2
+    if prefix > largest or prefix - network.prefixlen > MAX_POOL_BITS:
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a usable address pool: SIZE must be at most /{largest} (room for "
+            f"a gateway and containers) and cut at most {2**MAX_POOL_BITS} networks from the "
+            "pool (SIZE minus the pool's prefix length at most "
+            f"{MAX_POOL_BITS}), such as 10.201.0.0/16/24"
+        )
+    if (
+        network.is_loopback
+        or network.is_multicast
+        or network.is_link_local
+        or network.is_unspecified
+        or network.is_reserved
+        or network.prefixlen == 0
+    ):
+        raise argparse.ArgumentTypeError(
+            f"'{text}' is not a usable address pool: {network} is loopback, multicast, "
+            "link-local or reserved address space; take one from a private range, such as "
+            "10.201.0.0/16/24 or 172.30.0.0/16/24"
+        )
     return {"base": str(network), "size": prefix}
 
 
 def _docker_version(text: str) -> str:
     """--docker-in-docker-version: 27.3.1, or 27.3 / 27 for the newest of that series."""
-    if not re.fullmatch(r"\d+(\.\d+){0,2}", text):
+    if not re.fullmatch(r"[0-9]{1,4}(\.[0-9]{1,4}){0,2}", text):
         raise argparse.ArgumentTypeError(
             f"'{text}' is not a Docker version: give one such as 27.3.1, or 27.3 or 27 for the "
             "newest release of that series"
@@ -206,9 +239,9 @@ def _docker_version(text: str) -> str:
 
 def _volume_name(text: str) -> str:
     """--docker-in-docker-volume: a name the engine accepts for a volume."""
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]+", text):
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{1,254}", text):
         raise argparse.ArgumentTypeError(
-            f"'{text}' is not a volume name: give a name of two or more letters, digits, '_', "
+            f"'{text}' is not a volume name: give a name of 2 to 255 letters, digits, '_', "
             "'.' or '-', starting with a letter or digit, such as dind-store; the engine "
             "creates the volume when it does not exist yet"
         )
@@ -355,8 +388,9 @@ class DockerInDocker(SimpleRockerExtension):
         ]
         if missing:
             parser.error(
-                f"--docker-in-docker-load: the host's engine has no image {', '.join(missing)}. "
-                "docker images lists the images it has; pull or build the image on the host "
+                "--docker-in-docker-load: the host's engine has no image "
+                f"{', '.join(repr(image) for image in missing)}. docker images lists the "
+                "images it has (names are lowercase); pull or build the image on the host "
                 "first, and end the list of images with -- before rocker's image"
             )
 
@@ -389,7 +423,9 @@ class DockerInDocker(SimpleRockerExtension):
             "packages_mode": packages_mode,
             "install_args": shlex.join([*install, packages_mode]),
             "inner_config": INNER_CONFIG,
-            "docker_group_user": _rocker_user(cliargs) or restore_user,
+            "docker_group_user": shlex.quote(_rocker_user(cliargs) or restore_user)
+            if _rocker_user(cliargs) or restore_user
+            else "",
             "restore_user": base.get("User") if restore_user else "",
             "inner_socket": INNER_SOCKET,
             "entrypoint": json.dumps(entrypoint),
@@ -486,8 +522,8 @@ def daemon_settings(cliargs) -> dict:
     is a file that cannot be read, is not JSON or not an object. Each message names the file,
     and for JSON errors the line and column."""
     path = cliargs.get("docker_in_docker_daemon_config")
-    settings = _read_daemon_config(path) if path else {}
-    where = f"--docker-in-docker-daemon-config {path}"
+    settings = _daemon_config(cliargs) if path is not None else {}
+    where = f"--docker-in-docker-daemon-config {shlex.quote(path or '')}"
 
     for dest, key in _LIST_OPTIONS:
         extra = cliargs.get(dest) or []
@@ -521,27 +557,103 @@ def daemon_settings(cliargs) -> dict:
     return settings
 
 
+# Keys the entrypoint sets for the inner daemon to work where it does: a file may not move them.
+_OWNED_KEYS = ("data-root", "exec-root", "pidfile", "hosts", "containerd")
+
+
+def _daemon_config(cliargs) -> dict:
+    """The object in --docker-in-docker-daemon-config's file, read once per run and kept in
+    cliargs: the file may be a pipe that reads only once, or change after it was checked."""
+    path = cliargs["docker_in_docker_daemon_config"]
+    read = cliargs.get("docker_in_docker_daemon_config_read")
+    if not read or read[0] != path:
+        read = cliargs["docker_in_docker_daemon_config_read"] = (path, _read_daemon_config(path))
+    return copy.deepcopy(read[1])
+
+
 def _read_daemon_config(path: str) -> dict:
-    where = f"--docker-in-docker-daemon-config {path}"
+    where = f"--docker-in-docker-daemon-config {shlex.quote(path)}"
     try:
-        with open(path, encoding="utf-8") as file:
-            text = file.read()
+        with open(path, "rb") as file:
+            raw = file.read(MAX_CONFIG_BYTES + 1)
     except OSError as error:
         raise ValueError(f"{where}: cannot read it: {error.strerror}") from error
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ValueError(f"{where}: larger than {MAX_CONFIG_BYTES // 1024} KiB: no daemon.json")
+    try:
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"{where}: not UTF-8 text ({error.reason})") from error
     try:
-        settings = json.loads(text)
+        settings = json.loads(text, parse_constant=_no_constant, parse_float=_finite_float)
     except json.JSONDecodeError as error:
         raise ValueError(
             f"{where}: not valid JSON at line {error.lineno}, column {error.colno}: {error.msg}"
         ) from error
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{where}: not JSON dockerd can read: {error}") from error
     if not isinstance(settings, dict):
         raise ValueError(
             f"{where}: holds {_json_kind(settings)}; a daemon.json holds one JSON object, such "
             'as {"log-level": "warn"}'
         )
+    _check_known_keys(settings, where)
     return settings
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if number in (float("inf"), float("-inf")):
+        raise ValueError(f"{text} is too large a number")
+    return number
+
+
+def _check_known_keys(settings: dict, where: str) -> None:
+    """The keys the options also set get the options' checks, so that a bad value is refused
+    here rather than by dockerd after the build; keys the entrypoint owns are refused."""
+    for key in _OWNED_KEYS:
+        if key in settings:
+            raise ValueError(
+                f'{where}: "{key}" is set by the entrypoint, for the inner daemon to work in '
+                "the container (its store is the /var/lib/docker volume, its socket "
+                f"{INNER_SOCKET}); leave it out"
+            )
+
+    def check(key, convert, value):
+        try:
+            convert(value)
+        except (argparse.ArgumentTypeError, TypeError, ValueError) as error:
+            raise ValueError(f'{where}: "{key}": {error}') from error
+
+    if "mtu" in settings:
+        mtu = settings["mtu"]
+        if isinstance(mtu, bool) or not isinstance(mtu, int):
+            raise ValueError(f'{where}: "mtu" is {_json_kind(mtu)}; give a whole number')
+        check("mtu", _mtu, str(mtu))
+    checks = (
+        ("registry-mirrors", _registry_mirror, str),
+        ("insecure-registries", _insecure_registry, str),
+        ("default-address-pools", _address_pool_object, dict),
+    )
+    for key, convert, kind in checks:
+        if key not in settings:
+            continue
+        items = settings[key]
+        if not isinstance(items, list) or not all(isinstance(item, kind) for item in items):
+            raise ValueError(
+                f'{where}: "{key}" is {_json_kind(items)}; give a list of '
+                f"{'objects' if kind is dict else 'strings'}"
+            )
+        for item in items:
+            check(key, convert, item)
+
+
+def _address_pool_object(pool: dict) -> dict:
+    return _address_pool(f"{pool.get('base')}/{pool.get('size')}")
 
 
 def _json_kind(value) -> str:
@@ -557,10 +669,18 @@ def _flag(dest: str) -> str:
 
 
 def _host_has_image(image: str) -> bool:
+    """False for an image the host's engine lacks, and for a name that is no image reference
+    at all (the engine answers those with 400, or the SDK refuses an empty one)."""
+    if not image.strip():
+        return False
     try:
         get_docker_client().inspect_image(image)
-    except docker.errors.NotFound:
+    except (docker.errors.NotFound, docker.errors.NullResource):
         return False
+    except docker.errors.APIError as error:
+        if error.status_code == 400:
+            return False
+        raise
     return True
 
 

@@ -265,7 +265,7 @@ def test_option_dockerd_refuses_in_a_mounted_daemon_json_fails_with_its_log(work
         ),
         (
             ["--docker-in-docker-load", "deps-rocker-cfg-absent:none", "--"],
-            "the host's engine has no image deps-rocker-cfg-absent:none",
+            "the host's engine has no image 'deps-rocker-cfg-absent:none'",
         ),
         (["--docker-in-docker-storage-driver", "aufs"], "invalid choice: 'aufs'"),
         (["--docker-in-docker-mtu", "9"], "'9' is not an MTU"),

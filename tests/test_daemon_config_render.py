@@ -9,10 +9,13 @@ import shlex
 import shutil
 from pathlib import Path
 
+import docker
 import pytest
 
 from deps_rocker import docker_in_docker
 from deps_rocker.docker_in_docker import DockerInDocker, daemon_settings
+
+HOST_HAS_IMAGE = docker_in_docker._host_has_image  # the real one, which a fixture replaces
 
 # A daemon.json as a user might keep one beside their project.
 DAEMON_CONFIG = """{
@@ -217,7 +220,7 @@ def test_list_option_cannot_add_to_a_config_value_that_is_no_list(extension, cap
     )
     message = validate(extension, capsys, cliargs)
     assert '"insecure-registries" is a string' in message
-    assert "--docker-in-docker-insecure-registry cannot add to it" in message
+    assert "give a list of strings" in message
 
 
 def test_version_in_distro_mode_is_refused(extension, capsys):
@@ -260,7 +263,7 @@ def test_missing_host_image_to_load_is_refused(extension, capsys, monkeypatch):
     monkeypatch.setattr(docker_in_docker, "_host_has_image", lambda image: image == "here:1")
     cliargs = parse("--docker-in-docker-load", "here:1", "gone:2")
     message = validate(extension, capsys, cliargs)
-    assert "--docker-in-docker-load: the host's engine has no image gone:2." in message
+    assert "--docker-in-docker-load: the host's engine has no image 'gone:2'." in message
     assert "here:1" not in message
 
 
@@ -349,3 +352,95 @@ def test_nothing_is_saved_without_load(extension, fake_client):
     extension.precondition_environment({**parse(), "mode": "non-interactive"})
     assert fake_client.saved == []
     assert ":/run/docker-in-docker/load" not in extension.get_docker_args(parse())
+
+
+@pytest.mark.parametrize(
+    "option, value",
+    [
+        ("--docker-in-docker-timeout", "+60"),
+        ("--docker-in-docker-timeout", " 60"),
+        ("--docker-in-docker-timeout", "\u0666\u0660"),
+        ("--docker-in-docker-mtu", "1_400"),
+        ("--docker-in-docker-registry-mirror", "https://m.example.com\nfoo"),
+        ("--docker-in-docker-registry-mirror", "https://m.ex ample.com"),
+        ("--docker-in-docker-registry-mirror", "https://m.example.com/%zz"),
+        ("--docker-in-docker-registry-mirror", "https://m.example.com\\x"),
+        ("--docker-in-docker-insecure-registry", "r.lab:"),
+        ("--docker-in-docker-insecure-registry", "r.lab:\uff15\uff10\uff10\uff10"),
+        ("--docker-in-docker-insecure-registry", "r.lab:\u00b2"),
+        ("--docker-in-docker-insecure-registry", "[::1"),
+        ("--docker-in-docker-address-pool", "fd00::/8/64"),
+        ("--docker-in-docker-address-pool", "0.0.0.0/0/32"),
+        ("--docker-in-docker-address-pool", "10.201.0.0/16/32"),
+        ("--docker-in-docker-address-pool", "127.0.0.0/8/24"),
+        ("--docker-in-docker-address-pool", "224.0.0.0/4/24"),
+        ("--docker-in-docker-version", "\u0662\u0667"),
+        ("--docker-in-docker-volume", "v" * 256),
+    ],
+)
+def test_lenient_values_are_refused_before_the_build(option, value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse(option, value)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert option in error
+    assert "invalid" in error or "is not" in error
+
+
+@pytest.mark.parametrize(
+    "text, says",
+    [
+        ('{"mtu": NaN}', "NaN is not JSON"),
+        ('{"mtu": 1e400}', "too large a number"),
+        ("[" * 100000 + "]" * 100000, "not JSON dockerd can read"),
+        ('{"data-root": "/data"}', '"data-root" is set by the entrypoint'),
+        ('{"hosts": ["tcp://0.0.0.0:2375"]}', '"hosts" is set by the entrypoint'),
+        ('{"mtu": true}', '"mtu" is a boolean'),
+        ('{"mtu": 10}', "is not an MTU"),
+        ('{"registry-mirrors": "https://m.example.com"}', '"registry-mirrors" is a string'),
+        ('{"registry-mirrors": ["ftp://m"]}', "is not a registry mirror"),
+        ('{"default-address-pools": [{"base": "fd00::/8", "size": 64}]}', "usable address pool"),
+        ('{"log-level": "' + "x" * (1 << 20) + '"}', "larger than 1024 KiB"),
+    ],
+)
+def test_daemon_config_content_is_checked_before_the_build(
+    extension, capsys, config_file, text, says
+):
+    message = validate(
+        extension, capsys, parse("--docker-in-docker-daemon-config", config_file(text))
+    )
+    assert says in message
+
+
+def test_empty_daemon_config_path_is_refused(extension, capsys):
+    message = validate(extension, capsys, parse("--docker-in-docker-daemon-config", ""))
+    assert "--docker-in-docker-daemon-config '': cannot read it" in message
+
+
+def test_daemon_config_is_read_once(extension, tmp_path):
+    path = tmp_path / "daemon.json"
+    path.write_text('{"log-level": "warn"}')
+    cliargs = parse("--docker-in-docker-daemon-config", str(path))
+    extension.validate_environment(cliargs, argparse.ArgumentParser())
+    path.write_text("not json any more")  # a pipe is empty on a second read
+    assert daemon_settings(cliargs) == {"log-level": "warn"}
+
+
+@pytest.mark.parametrize("image", ["Debian:13", "", " ", "debian:13;id"])
+def test_malformed_image_to_load_is_refused(extension, capsys, monkeypatch, image):
+    class Engine:
+        def inspect_image(self, name):
+            if not name:
+                raise docker.errors.NullResource("Resource ID was not provided")
+            raise docker.errors.APIError("invalid reference format", response=_Response(400))
+
+    monkeypatch.setattr(docker_in_docker, "get_docker_client", Engine)
+    monkeypatch.setattr(docker_in_docker, "_host_has_image", HOST_HAS_IMAGE)
+    message = validate(extension, capsys, parse("--docker-in-docker-load", image))
+    assert "--docker-in-docker-load: the host's engine has no image" in message
+
+
+class _Response:
+    def __init__(self, status_code):
+        self.status_code = status_code
+        self.reason = "Bad Request"
