@@ -41,6 +41,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -343,10 +344,21 @@ class DockerInDocker(SimpleRockerExtension):
             "-- before rocker's image",
         )
 
+    @classmethod
+    def check_args_for_activation(cls, cli_args):
+        # Also active when only one of our options is given, so that validate_environment can
+        # say that the flag is missing rather than rocker silently building without it.
+        return bool(cli_args.get(cls.name)) or bool(_options_without_flag(cli_args))
+
     def validate_environment(self, cliargs, parser):
-        """Refuse, before anything is built, what would break the inner daemon's isolation."""
-        if not cliargs.get(self.name):
-            return
+        """Refuse, before anything is built, bad values and what would break the inner
+        daemon's isolation."""
+        orphans = _options_without_flag(cliargs)
+        if orphans:
+            parser.error(
+                f"{', '.join(orphans)} given without --docker-in-docker, which it configures: "
+                "add --docker-in-docker, or drop the option"
+            )
         if cliargs.get("network") == "host":
             parser.error(
                 "--docker-in-docker cannot be combined with --network host: the inner daemon "
@@ -471,6 +483,10 @@ class DockerInDocker(SimpleRockerExtension):
             )
         else:
             atexit.register(shutil.rmtree, folder, ignore_errors=True)
+            # atexit runs on a normal exit and on SIGINT (KeyboardInterrupt), not on SIGTERM,
+            # the signal a CI system cancels a job with: turn that into an exit as well.
+            if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+                signal.signal(signal.SIGTERM, lambda number, frame: sys.exit(128 + number))
 
     def get_docker_args(self, cliargs):
         timeout = cliargs.get("docker_in_docker_timeout") or DEFAULT_TIMEOUT
@@ -694,6 +710,26 @@ def _rocker_user(cliargs) -> str:
     if not cliargs.get("user"):
         return ""
     return cliargs.get("user_override_name") or get_user_name()
+
+
+# Our options whose default is None: one given without the flag is a mistake we can see.
+_OPTIONS_WITH_NO_DEFAULT = (
+    "docker_in_docker_storage_driver",
+    "docker_in_docker_daemon_config",
+    "docker_in_docker_registry_mirror",
+    "docker_in_docker_insecure_registry",
+    "docker_in_docker_mtu",
+    "docker_in_docker_address_pool",
+    "docker_in_docker_version",
+    "docker_in_docker_volume",
+    "docker_in_docker_load",
+)
+
+
+def _options_without_flag(cliargs) -> list:
+    if cliargs.get(DockerInDocker.name):
+        return []
+    return [_flag(dest) for dest in _OPTIONS_WITH_NO_DEFAULT if cliargs.get(dest) is not None]
 
 
 def _volumes(cliargs):

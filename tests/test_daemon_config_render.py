@@ -444,3 +444,29 @@ class _Response:
     def __init__(self, status_code):
         self.status_code = status_code
         self.reason = "Bad Request"
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--docker-in-docker-volume", "dind-store"],
+        ["--docker-in-docker-daemon-config", "/nonexistent"],
+        ["--docker-in-docker-load", "debian:13"],
+        ["--docker-in-docker-mtu", "1400"],
+    ],
+)
+def test_an_option_without_the_flag_is_refused(argv, capsys):
+    parser = argparse.ArgumentParser(prog="rocker")
+    DockerInDocker.register_arguments(parser, {})
+    cliargs = vars(parser.parse_args(argv))
+    assert DockerInDocker.check_args_for_activation(cliargs)
+    with pytest.raises(SystemExit) as exit_info:
+        DockerInDocker().validate_environment(cliargs, parser)
+    assert exit_info.value.code == 2
+    assert f"{argv[0]} given without --docker-in-docker" in capsys.readouterr().err
+
+
+def test_plain_rocker_leaves_the_extension_inactive():
+    parser = argparse.ArgumentParser(prog="rocker")
+    DockerInDocker.register_arguments(parser, {})
+    assert not DockerInDocker.check_args_for_activation(vars(parser.parse_args([])))
