@@ -111,8 +111,11 @@ def configured(engine, tmp_path_factory):
     work = tmp_path_factory.mktemp("configured")
     work.chmod(0o755)
     (work / "daemon.json").write_text(DAEMON_CONFIG)
-    # The container's own: its labels lose to rocker's settings, its debug stays.
-    (work / "etc-daemon.json").write_text('{"debug": true, "labels": ["overridden"]}\n')
+    # The container's own: its labels lose to rocker's settings, its debug stays, and its
+    # insecure registry stays beside the ones rocker adds.
+    (work / "etc-daemon.json").write_text(
+        '{"debug": true, "labels": ["overridden"], "insecure-registries": ["own.invalid:5000"]}\n'
+    )
     show = script(work, "show-config.sh", SHOW_CONFIG)
     result = run_rocker(
         *dind_args(
@@ -155,7 +158,10 @@ def test_containers_own_daemon_json_is_merged_under_rockers_settings(configured)
 
 
 def test_insecure_registries_reach_the_daemon(configured):
-    assert configured["values"]["insecure-hosts"].split() == ["registry.invalid:5000"]
+    assert sorted(configured["values"]["insecure-hosts"].split()) == [
+        "own.invalid:5000",
+        "registry.invalid:5000",
+    ]
     assert "10.99.0.0/16" in configured["values"]["insecure-cidrs"].split()
 
 
