@@ -232,3 +232,31 @@ def test_x11_socket_and_cookie_stay_usable(x_display, workdir):
     assert seen.get("x11-socket") == "ok", result.stdout[-3000:]
     assert seen.get("xauthority") == "ok"
     assert seen.get("inner-docker") == "ok"
+
+
+def test_with_rockers_other_extensions(engine, workdir, unique):
+    """--hostname, --name, --env with a space in its value, and rocker's own --privileged."""
+    name = f"deps-rocker-companions-{unique}"
+    result = run_rocker(
+        *dind_args(
+            "--privileged",
+            "--name",
+            name,
+            "--hostname",
+            "robot-dev",
+            "--env",
+            "SPACED_VALUE=two words",
+            "PROBE_IMAGE=companion-probe",
+            "--volume",
+            f"{workdir}:/work",
+            "--",
+        ),
+        BASE_IMAGE,
+        "/work/companion-check.sh",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    seen = values(result.stdout)
+    assert seen["hostname"] == "robot-dev"
+    assert seen["spaced"] == "two words"
+    assert seen["inner-name"] == "robot-dev"
+    assert seen["inner-run"] == "ok"
