@@ -474,3 +474,26 @@ def install_docker_with_stubs(engine, folder: Path, unique: str, version: str) -
     finally:
         container.remove(force=True)
     return output, status, (stubs / "installed").read_text()
+
+
+def test_containerd_image_store_builds_and_runs(engine, workdir):
+    """With the containerd image store, "storage-driver" names a snapshotter: overlay2 is none,
+    so containerd keeps its own overlayfs."""
+    (workdir / "inner-daemon.json").write_text(
+        '{"log-level": "warn", "features": {"containerd-snapshotter": true}}'
+    )
+    result = run_rocker(
+        *dind_args(
+            "--docker-in-docker-daemon-config",
+            str(workdir / "inner-daemon.json"),
+            "--volume",
+            f"{workdir}:/work",
+            "--",
+        ),
+        BASE_IMAGE,
+        "/work/build-and-run.sh",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "inner-run=ok" in result.stdout
+    assert "driver=overlayfs" in result.stdout
+    assert "storage driver: containerd's overlayfs snapshotter" in result.stdout
