@@ -261,16 +261,17 @@ class DockerInDocker(SimpleRockerExtension):
         parser.add_argument(
             "--docker-in-docker-packages",
             choices=PACKAGES_MODES,
-            default=defaults.get("docker_in_docker_packages", "docker-ce"),
-            help="where Docker is installed from: Docker's apt repository (docker-ce) or the "
-            "base distribution's own packages (distro)",
+            default=defaults.get("docker_in_docker_packages"),
+            help="where Docker is installed from: Docker's apt repository (docker-ce, the "
+            "default) or the base distribution's own packages (distro)%(default).0s",
         )
         parser.add_argument(
             "--docker-in-docker-timeout",
             type=_timeout,
             metavar="SECONDS",
-            default=defaults.get("docker_in_docker_timeout", DEFAULT_TIMEOUT),
-            help="how long the entrypoint waits for the inner daemon's API before it gives up",
+            default=defaults.get("docker_in_docker_timeout"),
+            help="how long the entrypoint waits for the inner daemon's API before it gives up "
+            f"(default: {DEFAULT_TIMEOUT})%(default).0s",
         )
         parser.add_argument(
             "--docker-in-docker-storage-driver",
@@ -278,7 +279,8 @@ class DockerInDocker(SimpleRockerExtension):
             metavar="NAME",
             default=defaults.get("docker_in_docker_storage_driver"),
             help="the inner daemon's storage driver, one of: %(choices)s (default: overlay2, "
-            "falling back with a warning to one that works where overlay2 cannot)",
+            "falling back with a warning to one that works where overlay2 cannot)"
+            "%(default).0s",
         )
         parser.add_argument(
             "--docker-in-docker-daemon-config",
@@ -308,7 +310,8 @@ class DockerInDocker(SimpleRockerExtension):
             type=_mtu,
             metavar="N|auto",
             default=defaults.get("docker_in_docker_mtu"),
-            help="the MTU of the inner daemon's networks (default: auto, the container's eth0)",
+            help="the MTU of the inner daemon's networks (default: auto, the container's eth0)"
+            "%(default).0s",
         )
         parser.add_argument(
             "--docker-in-docker-address-pool",
@@ -712,8 +715,11 @@ def _rocker_user(cliargs) -> str:
     return cliargs.get("user_override_name") or get_user_name()
 
 
-# Our options whose default is None: one given without the flag is a mistake we can see.
+# Our options, all with None as argparse's default (the real defaults are applied where they
+# are used), so that one given without the flag is a mistake we can see.
 _OPTIONS_WITH_NO_DEFAULT = (
+    "docker_in_docker_packages",
+    "docker_in_docker_timeout",
     "docker_in_docker_storage_driver",
     "docker_in_docker_daemon_config",
     "docker_in_docker_registry_mirror",

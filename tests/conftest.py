@@ -34,6 +34,14 @@ def _under_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false")
 
 
+def missing(reason: str):
+    """Something an integration test needs is not on this machine: skip, saying what, except
+    under CI, where a skip would hide the very failure the test exists to catch."""
+    if _under_ci():
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 @pytest.fixture(scope="session")
 def engine():
     """A docker SDK client of the host's engine, with the base image present."""
@@ -42,10 +50,7 @@ def engine():
         client = docker.from_env()
         client.ping()
     except docker.errors.DockerException as error:
-        message = f"no Docker engine answers ({error}); run scripts/provision-test-host.sh"
-        if _under_ci():
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"no Docker engine answers ({error}); run scripts/provision-test-host.sh")
     try:
         client.images.get(BASE_IMAGE)
     except docker.errors.ImageNotFound:
@@ -124,12 +129,12 @@ def tester(engine):
     its own (the test runner's Python may live where that user cannot read, such as /root)."""
     import pwd
 
+    if os.geteuid() != 0:
+        missing("running rocker as another host user needs root (runuser)")
     try:
         account = pwd.getpwnam(TEST_USER)
     except KeyError:
-        pytest.fail(f"host user {TEST_USER} is missing; run scripts/provision-test-host.sh")
-    if os.geteuid() != 0:
-        pytest.skip("running rocker as another user needs root (runuser)")
+        missing(f"host user {TEST_USER} is missing; run scripts/provision-test-host.sh")
 
     if not (TESTER_VENV / "bin" / "rocker").exists():
         subprocess.run(["/usr/bin/python3", "-m", "venv", str(TESTER_VENV)], check=True)

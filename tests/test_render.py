@@ -46,12 +46,23 @@ def test_registered_as_rocker_extension():
     assert DockerInDocker.get_name() == "docker_in_docker"
 
 
-def test_flag_defaults():
+def test_flag_defaults(extension):
     cliargs = parse()
     assert cliargs["docker_in_docker"] is False
-    assert cliargs["docker_in_docker_packages"] == "docker-ce"
-    assert cliargs["docker_in_docker_timeout"] == 60
     assert parse("--docker-in-docker")["docker_in_docker"] is True
+    # Unset options take their defaults where they are used: docker-ce packages, 60 s.
+    assert "install-docker docker-ce\n" in extension.get_snippet(cliargs)
+    assert "DEPS_ROCKER_DIND_TIMEOUT=60" in extension.get_docker_args(cliargs)
+
+
+def test_help_names_each_default_once():
+    parser = argparse.ArgumentParser(formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    DockerInDocker.register_arguments(parser, {})
+    text = " ".join(parser.format_help().split())
+    for option in text.split(" --")[1:]:
+        assert option.count("default") <= 1, option
+    assert "docker-ce, the default" in text
+    assert "(default: 60)" in text
 
 
 @pytest.mark.parametrize("mode", ["docker-ce", "distro"])

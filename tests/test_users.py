@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import BASE_IMAGE, IMAGE_NAME, PACKAGES_MODE, dind_args, run_rocker
+from conftest import BASE_IMAGE, IMAGE_NAME, PACKAGES_MODE, dind_args, missing, run_rocker
 
 pytestmark = pytest.mark.integration
 
@@ -195,10 +195,13 @@ def test_home_docker_context_does_not_leave_the_container(tester, workdir):
 def x_display(tmp_path):
     """An Xvfb display with a cookie in its own XAUTHORITY file, as a desktop session has."""
     import secrets
+    import shutil
     import subprocess
     import time
     from pathlib import Path
 
+    if not shutil.which("Xvfb") or not shutil.which("xauth"):
+        missing("Xvfb and xauth are needed for rocker's --x11; run scripts/provision-test-host.sh")
     number = next(n for n in range(90, 200) if not Path(f"/tmp/.X11-unix/X{n}").exists())
     authority = tmp_path / "xauthority"
     subprocess.run(
