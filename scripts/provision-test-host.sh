@@ -37,8 +37,8 @@ engine_answers() { docker info >/dev/null 2>&1; }
 if engine_answers; then
     log "an engine already answers: $(docker version --format '{{.Server.Version}}')"
 else
-    # Step 1: the engine. Only the Docker packages come from trixie; runc, iptables, libc and
-    # the rest stay bookworm's, so nothing else on the host moves.
+    # Step 1: the engine. Only the Docker packages, and what they need (a newer libc among
+    # them), come from trixie: the low pin keeps every other package bookworm's.
     if ! command -v dockerd >/dev/null 2>&1; then
         # shellcheck source=/dev/null # the host's own file, known only at run time
         . /etc/os-release
