@@ -15,24 +15,27 @@ pytestmark = pytest.mark.integration
 USER_IMAGE_NAME = IMAGE_NAME.replace("deps-rocker-test:", "deps-rocker-test-user:")
 
 
-def values(output: str) -> dict:
-    return dict(re.findall(r"^([a-z0-9-]+)=(.*)$", output, re.M))
-
-
-def test_rocker_user_as_non_root_host_user(tester, workdir):
-    workdir.chmod(0o777)  # the user inside writes a file here
-    # rocker --user creates the host user in the image: a separate image name keeps the cache
-    # of the root runs apart.
-    result = tester(
+def user_dind_args(*extra: str) -> list:
+    """dind_args for rocker --user, under the image name of its own."""
+    return [
         "--docker-in-docker",
         "--docker-in-docker-packages",
         PACKAGES_MODE,
         "--image-name",
         USER_IMAGE_NAME,
         "--user",
-        "--volume",
-        f"{workdir}:/work",
-        "--",
+        *extra,
+    ]
+
+
+def values(output: str) -> dict:
+    return dict(re.findall(r"^([a-z0-9-]+)=(.*)$", output, re.M))
+
+
+def test_rocker_user_as_non_root_host_user(tester, workdir):
+    workdir.chmod(0o777)  # the user inside writes a file here
+    result = tester(
+        *user_dind_args("--volume", f"{workdir}:/work", "--"),
         BASE_IMAGE,
         "/work/user-workload.sh",
     )
@@ -170,16 +173,7 @@ def test_home_docker_context_does_not_leave_the_container(tester, workdir):
     as_tester("docker", "context", "use", "elsewhere")
     try:
         result = tester(
-            "--docker-in-docker",
-            "--docker-in-docker-packages",
-            PACKAGES_MODE,
-            "--image-name",
-            USER_IMAGE_NAME,
-            "--user",
-            "--home",
-            "--volume",
-            f"{workdir}:/work",
-            "--",
+            *user_dind_args("--home", "--volume", f"{workdir}:/work", "--"),
             BASE_IMAGE,
             "/work/exit-with.sh",
             "0",
