@@ -426,6 +426,7 @@ class DockerInDocker(SimpleRockerExtension):
         # runs as another user gets that user back in the user snippet, unless --user decides.
         base_user = (base.get("User") or "").split(":")[0]
         restore_user = "" if cliargs.get("user") or base_user in ("", "root", "0") else base_user
+        group_user = _rocker_user(cliargs) or restore_user
         packages_mode = cliargs.get("docker_in_docker_packages") or "docker-ce"
         install = []
         if cliargs.get("docker_in_docker_version"):
@@ -438,9 +439,7 @@ class DockerInDocker(SimpleRockerExtension):
             "packages_mode": packages_mode,
             "install_args": shlex.join([*install, packages_mode]),
             "inner_config": INNER_CONFIG,
-            "docker_group_user": shlex.quote(_rocker_user(cliargs) or restore_user)
-            if _rocker_user(cliargs) or restore_user
-            else "",
+            "docker_group_user": shlex.quote(group_user) if group_user else "",
             "restore_user": base.get("User") if restore_user else "",
             "inner_socket": INNER_SOCKET,
             "entrypoint": json.dumps(entrypoint),
