@@ -7,9 +7,12 @@ The extension
 - adds ``--privileged`` and an anonymous volume on ``/var/lib/docker`` to ``docker run``: the
   inner daemon needs the first, and overlay2 cannot live on the container's own overlay
   filesystem; anonymous, so every container has its own store, removed with it under ``--rm``;
-- ships an entrypoint (``files/docker_in_docker/``) that starts the inner daemon, waits until
-  its API answers (``--docker-in-docker-timeout``), runs the command and stops the daemon
-  cleanly, with Docker's own init as PID 1.
+- ships an entrypoint (``files/docker_in_docker/``) that starts the inner daemon, runs the
+  command and stops the daemon cleanly, with Docker's own init as PID 1. In a terminal the
+  command starts once the API answers (``--docker-in-docker-timeout``). Without one it starts
+  as soon as the daemon's socket is bound, and its first docker call waits there for the
+  API, unless ``--docker-in-docker-wait``, or a daemon.json or images to load that only the
+  running container has, make it wait too.
 
 The inner daemon's configuration comes in three layers, merged by ``dind-daemon`` when the
 container starts, later ones winning: an ``/etc/docker/daemon.json`` in the container (mounted
@@ -270,8 +273,16 @@ class DockerInDocker(SimpleRockerExtension):
             type=_timeout,
             metavar="SECONDS",
             default=defaults.get("docker_in_docker_timeout"),
-            help="how long the entrypoint waits for the inner daemon's API before it gives up "
-            f"(default: {DEFAULT_TIMEOUT})%(default).0s",
+            help="how long the inner daemon may take until its API answers; a daemon that "
+            f"takes longer counts as failed (default: {DEFAULT_TIMEOUT})%(default).0s",
+        )
+        parser.add_argument(
+            "--docker-in-docker-wait",
+            action="store_true",
+            default=defaults.get("docker_in_docker_wait"),
+            help="start the command only once the inner daemon's API answers, also without a "
+            "terminal; otherwise a command run without one starts at once, its docker calls "
+            "wait for the daemon, and a daemon that fails stops it%(default).0s",
         )
         parser.add_argument(
             "--docker-in-docker-storage-driver",
@@ -502,6 +513,8 @@ class DockerInDocker(SimpleRockerExtension):
         ]
         if volume:
             args += ["--env", f"DEPS_ROCKER_DIND_VOLUME={volume}"]
+        if cliargs.get("docker_in_docker_wait"):
+            args += ["--env", "DEPS_ROCKER_DIND_WAIT=1"]
         load_folder = getattr(self, "_load_folder", None)
         if load_folder:
             args += ["--volume", f"{load_folder}:{LOAD_FOLDER}:ro"]
@@ -719,6 +732,7 @@ def _rocker_user(cliargs) -> str:
 _OPTIONS_WITH_NO_DEFAULT = (
     "docker_in_docker_packages",
     "docker_in_docker_timeout",
+    "docker_in_docker_wait",
     "docker_in_docker_storage_driver",
     "docker_in_docker_daemon_config",
     "docker_in_docker_registry_mirror",

@@ -239,12 +239,19 @@ def test_option_dockerd_refuses_in_a_mounted_daemon_json_fails_with_its_log(work
             *("--volume", f"{workdir}/daemon.json:/etc/docker/daemon.json", "--"),
         ),
         BASE_IMAGE,
-        "true",
+        "/work/exit-with.sh",
+        "0",
     )
     assert result.returncode != 0
     assert "docker-in-docker: configuration: /etc/docker/daemon.json, with rocker's" in (
         result.stdout
     )
+    # Only dockerd can judge this file, so the command waits for its verdict, and never runs.
+    assert (
+        "docker-in-docker: the command waits until the inner daemon answers: "
+        "/etc/docker/daemon.json is only judged by dockerd" in result.stdout
+    )
+    assert "exit-with.sh ran" not in result.stdout
     assert "docker-in-docker: ERROR: dockerd exited before its API answered" in result.stdout
     assert "last lines of /var/log/docker-in-docker/dockerd.log" in result.stdout
     # dockerd's own complaint, from the log's tail, about the one file it reads

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shlex
+import shutil
+import subprocess
 import time
 
 import docker
 import pytest
-from conftest import BASE_IMAGE, dind_args, run_rocker
+from conftest import BASE_IMAGE, dind_args, missing, rocker_executable, run_rocker
 
 pytestmark = pytest.mark.integration
 
@@ -113,11 +116,14 @@ def test_second_shell_finds_the_running_daemon(detached):
 
 def test_stop_with_inner_container_is_clean_and_quick(detached):
     container = detached("sleep", "infinity")
-    # busybox sleep as PID 1 ignores SIGTERM: the worst case for the inner stop.
+    # busybox sleep as PID 1 has no handler for SIGTERM, so the kernel drops it: the worst
+    # case for the inner stop, killed at once. Beside it, one that stops on SIGTERM by itself.
     run_inside(
         container,
         "cd /work && docker build -q -t probe . >/dev/null"
-        " && docker run -d --name inner probe sleep 1000",
+        " && docker run -d --name inner probe sleep 1000"
+        " && docker run -d --name polite probe"
+        " sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.1; done'",
     )
 
     started = time.monotonic()
@@ -128,7 +134,8 @@ def test_stop_with_inner_container_is_clean_and_quick(detached):
     output = logs(container)
     assert took < 8, f"docker stop took {took:.1f}s\n{output}"
     assert container.attrs["State"]["ExitCode"] == 143  # the command's SIGTERM, not SIGKILL
-    assert output.index("stopping 1 inner container(s)") < output.index("inner daemon stopped")
+    assert output.index("stopping 2 inner container(s)") < output.index("inner daemon stopped")
+    assert "killing 1 inner container(s) whose main process cannot get its stop signal" in output
     assert "did not stop within" not in output
 
 
@@ -216,3 +223,65 @@ def test_restart_policies_survive_a_container_restart(detached):
         return run_inside(container, "docker ps --format '{{.Names}}'").split() == ["kept"]
 
     wait_for(inner_back, timeout=30)
+
+
+def test_daemon_failing_after_the_command_started_stops_it(workdir):
+    # The store is on ext4 here: dind-daemon refuses btrfs once it looks, after the command
+    # has started.
+    result = run_rocker(
+        *dind_args(
+            *("--docker-in-docker-storage-driver", "btrfs"),
+            *("--volume", f"{workdir}:/work", "--"),
+        ),
+        BASE_IMAGE,
+        "/work/slow-command.sh",
+        timeout=50,
+    )
+    assert result.returncode == 1, result.stdout[-3000:]
+    assert "slow-command.sh started" in result.stdout
+    assert "docker-in-docker: ERROR: the btrfs storage driver needs /var/lib/docker on btrfs" in (
+        result.stdout
+    )
+    assert "slow-command.sh finished" not in result.stdout
+
+
+def test_wait_option_runs_the_command_once_the_daemon_answers(workdir):
+    result = run_rocker(
+        *dind_args("--docker-in-docker-wait", "--volume", f"{workdir}:/work", "--"),
+        BASE_IMAGE,
+        "/work/exit-with.sh",
+        "0",
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    output = result.stdout
+    assert (
+        "docker-in-docker: the command waits until the inner daemon answers: "
+        "DEPS_ROCKER_DIND_WAIT=1" in output
+    )
+    assert READY.search(output).start() < output.index("exit-with.sh ran")
+
+
+def test_in_a_terminal_the_command_starts_once_the_daemon_answers(workdir):
+    # rocker's interactive mode (docker run -it) under a terminal that `script` provides.
+    if not shutil.which("script"):
+        missing("the integration tests need util-linux's script to give rocker a terminal")
+    rocker = [
+        rocker_executable(),
+        *dind_args("--volume", f"{workdir}:/work", "--"),
+        BASE_IMAGE,
+        "/work/exit-with.sh",
+        "3",
+    ]
+    result = subprocess.run(
+        ["script", "-q", "-e", "-c", shlex.join(rocker), "/dev/null"],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=600,
+    )
+    output = result.stdout.replace("\r", "")
+    assert result.returncode == 3, output[-3000:]
+    assert " -it " in output  # rocker did run it interactively
+    assert READY.search(output).start() < output.index("exit-with.sh ran")
+    assert "the command waits until" not in output  # no reason to give: a person is there

@@ -116,6 +116,12 @@ def test_docker_args_survive_rocker_gluing(extension):
     ]
 
 
+def test_wait_option_reaches_the_entrypoint(extension):
+    args = shlex.split(extension.get_docker_args(parse("--docker-in-docker-wait")))
+    assert args[-2:] == ["--env", "DEPS_ROCKER_DIND_WAIT=1"]
+    assert "DEPS_ROCKER_DIND_WAIT=1" not in extension.get_docker_args(parse())
+
+
 def test_files_ship_the_scripts(extension):
     files = extension.get_files(parse())
     assert set(files) == {
