@@ -499,7 +499,10 @@ def measure_start(bench: Bench, plain: RunOptions, dind: RunOptions) -> list:
 
     to_command = {key: samples(key, lambda r: r.command - r.called) for key in runs}
     start_to_command = {key: samples(key, lambda r: r.command - r.started) for key in runs}
-    after_command = {key: samples(key, lambda r: r.finished - r.command) for key in runs}
+    # From the last time the command printed: with Docker inside, after its docker call.
+    after_command = {
+        key: samples(key, lambda r: r.finished - (r.answered or r.command)) for key in runs
+    }
     removal = {key: samples(key, lambda r: r.removal) for key in runs}
     whole = {key: samples(key, lambda r: r.exited - r.called + r.removal) for key in runs}
     ready = Samples([r.ready for r in runs["dind"] if r.ready is not None])
