@@ -11,8 +11,9 @@ background load on a shared engine falls on both:
 1. start: how long after `docker run` the command starts, in the image rocker builds with
    --docker-in-docker and in the one it builds without; when the command's first docker call
    returns (the command starts before the inner daemon answers, and that call waits for it);
-   the inner daemon's ready time as the entrypoint counts it; how long the container takes to
-   exit once the command is done.
+   the same start when the command waits for the daemon (as on a terminal); the inner
+   daemon's ready time as the entrypoint counts it; how long the container takes to exit once
+   the command is done.
 2. warm run: `rocker ... IMAGE true` with every layer cached, with and without the extension.
 3. size: the bytes the extension's layers add to the image, per packages mode, and how much of
    them is not files of the installed packages (apt lists, caches, logs; docs shown apart).
@@ -481,9 +482,24 @@ def measure_start(bench: Bench, plain: RunOptions, dind: RunOptions) -> list:
         "plain+options": ["sh", "-c", "date +%s.%N"],
         "dind": ["sh", "-c", "date +%s.%N; docker version >/dev/null && date +%s.%N"],
     }
+    commands["dind+wait"] = commands["dind"]
     # The plain image with the extension's run options: how much of the cost they alone make.
     plain_privileged = RunOptions(plain.image, dind.privileged, dind.volumes, dind.binds, dind.env)
-    variants = {"plain": plain, "plain+options": plain_privileged, "dind": dind}
+    # The command waiting for the daemon, as it does on a terminal, or with
+    # --docker-in-docker-wait (which is how it is asked for here: the SDK gives no terminal).
+    waiting = RunOptions(
+        dind.image,
+        dind.privileged,
+        dind.volumes,
+        dind.binds,
+        [*dind.env, "DEPS_ROCKER_DIND_WAIT=1"],
+    )
+    variants = {
+        "plain": plain,
+        "plain+options": plain_privileged,
+        "dind": dind,
+        "dind+wait": waiting,
+    }
     for key, options in variants.items():
         timed_run(bench, options, commands[key])  # a first, untimed run of each
     runs = {key: [] for key in variants}
@@ -491,7 +507,7 @@ def measure_start(bench: Bench, plain: RunOptions, dind: RunOptions) -> list:
         bench.progress("start: run %d of %d", index + 1, bench.args.runs)
         for key, options in variants.items():
             runs[key].append(timed_run(bench, options, commands[key]))
-    if any(run.answered is None for run in runs["dind"]):
+    if any(run.answered is None for run in runs["dind"] + runs["dind+wait"]):
         raise BenchError("`docker version` failed in a --docker-in-docker container")
 
     def samples(key, measure) -> Samples:
@@ -510,6 +526,7 @@ def measure_start(bench: Bench, plain: RunOptions, dind: RunOptions) -> list:
     command_to_answer = samples("dind", lambda r: r.answered - r.command)
 
     added = to_command["dind"].median - to_command["plain"].median
+    added_waiting = to_command["dind+wait"].median - to_command["plain"].median
     return [
         Row("Inner daemon ready, as the entrypoint counts it", "–", str(ready)),
         Row(
@@ -519,12 +536,21 @@ def measure_start(bench: Bench, plain: RunOptions, dind: RunOptions) -> list:
             _added(start_to_command["plain"], start_to_command["dind"]),
         ),
         Row(
-            "**`docker run` → command starts**",
+            "**`docker run` → command starts** (no terminal: the inner daemon answers later)",
             str(to_command["plain"]),
             str(to_command["dind"]),
             _added(to_command["plain"], to_command["dind"]),
             "≤ +0.50 s",
             _met(added <= 0.5),
+        ),
+        Row(
+            "**`docker run` → command starts, once the inner daemon answers** (on a terminal, "
+            "or `--docker-in-docker-wait`)",
+            str(to_command["plain"]),
+            str(to_command["dind+wait"]),
+            _added(to_command["plain"], to_command["dind+wait"]),
+            "≤ +0.50 s",
+            _met(added_waiting <= 0.5),
         ),
         Row(
             "`docker run` → the command's first `docker version` returns",
