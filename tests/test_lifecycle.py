@@ -117,13 +117,15 @@ def test_second_shell_finds_the_running_daemon(detached):
 def test_stop_with_inner_container_is_clean_and_quick(detached):
     container = detached("sleep", "infinity")
     # busybox sleep as PID 1 has no handler for SIGTERM, so the kernel drops it: the worst
-    # case for the inner stop, killed at once. Beside it, one that stops on SIGTERM by itself.
+    # case for the inner stop, killed at once. Beside it, one that stops on SIGTERM by itself,
+    # and the same under --init, whose docker-init hears the signal without a handler.
+    polite = "sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.1; done'"
     run_inside(
         container,
         "cd /work && docker build -q -t probe . >/dev/null"
         " && docker run -d --name inner probe sleep 1000"
-        " && docker run -d --name polite probe"
-        " sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.1; done'",
+        f" && docker run -d --name polite probe {polite}"
+        f" && docker run -d --name polite-init --init probe {polite}",
     )
 
     started = time.monotonic()
@@ -134,7 +136,7 @@ def test_stop_with_inner_container_is_clean_and_quick(detached):
     output = logs(container)
     assert took < 8, f"docker stop took {took:.1f}s\n{output}"
     assert container.attrs["State"]["ExitCode"] == 143  # the command's SIGTERM, not SIGKILL
-    assert output.index("stopping 2 inner container(s)") < output.index("inner daemon stopped")
+    assert output.index("stopping 3 inner container(s)") < output.index("inner daemon stopped")
     assert "killing 1 inner container(s) whose main process cannot get its stop signal" in output
     assert "did not stop within" not in output
 
@@ -225,7 +227,17 @@ def test_restart_policies_survive_a_container_restart(detached):
     wait_for(inner_back, timeout=30)
 
 
-def test_daemon_failing_after_the_command_started_stops_it(workdir):
+@pytest.mark.parametrize(
+    "command, ran",
+    [
+        # Stopped by the entrypoint when the daemon fails.
+        (["/work/slow-command.sh"], "slow-command.sh started"),
+        # Gone before the daemon has said why it failed: the container still says it, and
+        # still fails.
+        (["/work/exit-with.sh", "0"], "exit-with.sh ran"),
+    ],
+)
+def test_daemon_failing_after_the_command_started_fails_the_container(workdir, command, ran):
     # The store is on ext4 here: dind-daemon refuses btrfs once it looks, after the command
     # has started.
     result = run_rocker(
@@ -234,15 +246,23 @@ def test_daemon_failing_after_the_command_started_stops_it(workdir):
             *("--volume", f"{workdir}:/work", "--"),
         ),
         BASE_IMAGE,
-        "/work/slow-command.sh",
+        *command,
         timeout=50,
     )
     assert result.returncode == 1, result.stdout[-3000:]
-    assert "slow-command.sh started" in result.stdout
+    assert ran in result.stdout
     assert "docker-in-docker: ERROR: the btrfs storage driver needs /var/lib/docker on btrfs" in (
         result.stdout
     )
     assert "slow-command.sh finished" not in result.stdout
+
+
+def test_stop_before_the_daemon_answers_leaves_it_to_the_commands_clean_up(workdir):
+    result = run_rocker(
+        *dind_args("--volume", f"{workdir}:/work", "--"), BASE_IMAGE, "/work/early-stop.sh"
+    )
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "clean-up reached daemon" in result.stdout
 
 
 def test_wait_option_runs_the_command_once_the_daemon_answers(workdir):
