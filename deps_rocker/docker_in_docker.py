@@ -373,6 +373,15 @@ class DockerInDocker(SimpleRockerExtension):
                 f"{', '.join(orphans)} given without --docker-in-docker, which it configures: "
                 "add --docker-in-docker, or drop the option"
             )
+        image = cliargs.get("image") or ""
+        if image.startswith("-"):
+            # After a --, argparse takes every word for the image and the command.
+            parser.error(
+                f"rocker's image is {image!r}: an option came after a --. Give options first, "
+                "and a single -- just before the image, to end a list such as --volume or "
+                "--docker-in-docker-load: rocker --volume A:B --docker-in-docker-load IMAGE -- "
+                "BASE_IMAGE COMMAND"
+            )
         if cliargs.get("network") == "host":
             parser.error(
                 "--docker-in-docker cannot be combined with --network host: the inner daemon "

@@ -231,6 +231,23 @@ def test_overlay2_falls_back_where_it_cannot_work_and_docker_driver_is_ignored(
     assert "driver=vfs" in output
 
 
+def test_option_dockerd_refuses_in_rockers_settings_fails_the_build(tmp_path):
+    # Python checks only the keys the options also set; dockerd judges the rest when the image
+    # is built, so that a command that starts before the daemon answers never meets it.
+    (tmp_path / "daemon.json").write_text('{"no-such-option": true}\n')
+    result = run_rocker(
+        *dind_args("--docker-in-docker-daemon-config", str(tmp_path / "daemon.json")),
+        BASE_IMAGE,
+        "echo",
+        "command ran",
+    )
+    assert result.returncode != 0
+    assert "docker-in-docker: ERROR: dockerd" in result.stdout, result.stdout[-3000:]
+    assert "refuses rocker's settings for the inner daemon" in result.stdout
+    assert "no-such-option" in result.stdout
+    assert "command ran" not in result.stdout
+
+
 def test_option_dockerd_refuses_in_a_mounted_daemon_json_fails_with_its_log(workdir):
     (workdir / "daemon.json").write_text('{"no-such-option": true}\n')
     result = run_rocker(

@@ -204,6 +204,24 @@ def test_host_network_is_refused(capsys):
     assert "--network host" in capsys.readouterr().err
 
 
+def test_an_option_after_the_double_dash_is_refused(capsys):
+    # rocker --docker-in-docker-load IMG -- --volume /x:/t -- debian:13: argparse takes
+    # "--volume" for the image.
+    with pytest.raises(SystemExit) as exit_info:
+        validate(image="--volume", command="/x:/t -- debian:13")
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "rocker's image is '--volume'" in error
+    assert "a single -- just before the image" in error
+
+
+def test_snippet_has_dockerd_judge_rockers_settings_at_build_time(extension):
+    snippet = extension.get_snippet(parse())
+    assert snippet.index("COPY docker_in_docker/daemon.json") < snippet.index(
+        "RUN /usr/local/lib/deps-rocker/dind-daemon check-config"
+    )
+
+
 def test_ordinary_volumes_and_networks_pass():
     validate(volume=[["/tmp:/work", "/home"]], network="bridge")
 

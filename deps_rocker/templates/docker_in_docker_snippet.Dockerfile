@@ -18,6 +18,7 @@ RUN if id -nu @(docker_group_user) >/dev/null 2>&1; then \
 # rocker's settings for the inner daemon, merged at start with /etc/docker/daemon.json: late in
 # the Dockerfile, so that changing them rebuilds only what follows.
 COPY docker_in_docker/daemon.json @(inner_config)
+RUN /usr/local/lib/deps-rocker/dind-daemon check-config
 # The inner daemon, whatever a mounted ~/.docker (contexts, DOCKER_HOST in its config) says.
 ENV DOCKER_HOST=unix://@(inner_socket)
 ENTRYPOINT @(entrypoint)
